@@ -1,0 +1,132 @@
+//! State → desired objects.
+
+use std::collections::BTreeMap;
+
+use actors::resource::kinds;
+use actors::Mesh;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use crate::object::{KubeObject, ObjectRef, MANAGED_BY_LABEL, MANAGER};
+
+/// Prefix of the etcd keys meshplane writes for generic resources.
+pub const ETCD_RESOURCE_PREFIX: &str = "/meshplane/resources/";
+
+/// Everything that should exist, derived from state alone.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Desired {
+    pub kube: BTreeMap<ObjectRef, KubeObject>,
+    /// etcd key → value (JSON text).
+    pub etcd: BTreeMap<String, String>,
+    /// Resources that could not be projected, with the reason (never expected: every resource
+    /// was validated against the same types when it was applied).
+    pub errors: Vec<(ObjectRef, String)>,
+}
+
+impl Desired {
+    /// Kubernetes objects as JSON, keyed by identity: the form adapters compare and write.
+    pub fn kube_values(&self) -> BTreeMap<ObjectRef, Value> {
+        self.kube.iter().map(|(k, o)| (k.clone(), o.to_value())).collect()
+    }
+
+    /// Hex SHA-256 over every desired object and key, in key order.
+    pub fn digest(&self) -> String {
+        let mut hasher = Sha256::new();
+        for (r, object) in &self.kube {
+            hasher.update(r.to_string().as_bytes());
+            hasher.update([0]);
+            hasher.update(serde_json::to_vec(&object.to_value()).expect("json values serialize"));
+            hasher.update([0]);
+        }
+        hasher.update([1]);
+        for (key, value) in &self.etcd {
+            hasher.update(key.as_bytes());
+            hasher.update([0]);
+            hasher.update(value.as_bytes());
+            hasher.update([0]);
+        }
+        hex::encode(hasher.finalize())
+    }
+}
+
+/// What should exist for this mesh state.
+pub fn desired(mesh: &Mesh) -> Desired {
+    let mut out = Desired::default();
+    for (key, resource) in &mesh.resources.resources {
+        let mut object = resource.to_object(key);
+        let api_version = kinds::find(&key.kind)
+            .filter(|k| k.kind == key.kind)
+            .map(|k| k.api_versions[0].to_string())
+            .unwrap_or_else(|| resource.api_version.clone());
+        object["apiVersion"] = Value::String(api_version.clone());
+        let r = ObjectRef {
+            api_version,
+            kind: key.kind.clone(),
+            namespace: key.namespace.clone(),
+            name: key.name.clone(),
+        };
+        let etcd_key = format!("{ETCD_RESOURCE_PREFIX}{}/{}/{}", key.kind, key.namespace, key.name);
+        out.etcd.insert(etcd_key, object.to_string());
+        // Ownership is marked on the Kubernetes object only: it is what the cluster adapter and
+        // the manifest directory use to decide what they may delete.
+        object["metadata"]["labels"][MANAGED_BY_LABEL] = Value::String(MANAGER.to_string());
+        match KubeObject::from_value(&key.kind, object) {
+            Ok(o) => {
+                out.kube.insert(r, o);
+            }
+            Err(e) => out.errors.push((r, e)),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actors::resource::{ResourceCommand, ResourceManifest};
+    use actors::{Ctx, Meta, MeshCommand};
+    use serde_json::json;
+
+    fn mesh_with(docs: &[Value]) -> Mesh {
+        let mut mesh = Mesh::default();
+        for (i, doc) in docs.iter().enumerate() {
+            let m = ResourceManifest::from_value(doc).unwrap();
+            let d = mesh.decide(MeshCommand::Resource(ResourceCommand::Apply(m)), &mut Ctx::new(0, 0)).unwrap();
+            for e in &d.events {
+                mesh.evolve(e, &Meta { position: i as u64 + 1, stream_version: 1, recorded_at_ms: 0 });
+            }
+        }
+        mesh
+    }
+
+    #[test]
+    fn projects_typed_objects_with_the_managed_by_label() {
+        let mesh = mesh_with(&[
+            json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c", "labels": {"app": "x"}}, "data": {"k": "v"}}),
+            json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop"}}),
+        ]);
+        let d = desired(&mesh);
+        assert!(d.errors.is_empty(), "{:?}", d.errors);
+        let refs: Vec<String> = d.kube.keys().map(|r| r.to_string()).collect();
+        assert_eq!(refs, ["ConfigMap/default/c", "Namespace/shop"]);
+        let cm = d.kube.values().find_map(|o| match o {
+            KubeObject::ConfigMap(c) => Some(c.clone()),
+            _ => None,
+        });
+        let cm = cm.unwrap();
+        let labels = cm.metadata.labels.unwrap();
+        assert_eq!(labels.get(MANAGED_BY_LABEL).map(String::as_str), Some(MANAGER));
+        assert_eq!(labels.get("app").map(String::as_str), Some("x"));
+        assert_eq!(cm.data.unwrap().get("k").map(String::as_str), Some("v"));
+        assert_eq!(d.etcd.len(), 2);
+        assert!(d.etcd.contains_key("/meshplane/resources/ConfigMap/default/c"));
+    }
+
+    #[test]
+    fn digest_is_stable_and_content_sensitive() {
+        let a = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "data": {"k": "v"}});
+        let b = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "data": {"k": "w"}});
+        assert_eq!(desired(&mesh_with(&[a.clone()])).digest(), desired(&mesh_with(&[a])).digest());
+        assert_ne!(desired(&mesh_with(&[b])).digest(), desired(&Mesh::default()).digest());
+    }
+}

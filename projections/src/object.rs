@@ -1,0 +1,73 @@
+//! Typed Kubernetes objects meshplane projects, and their identity.
+
+use k8s_openapi::api::apps::v1 as apps;
+use k8s_openapi::api::core::v1 as core;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// The label that marks objects meshplane owns. Deletions only ever touch objects with it.
+pub const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
+/// Its value, and meshplane's field manager name.
+pub const MANAGER: &str = "meshplane";
+
+/// Identity of a Kubernetes object. `namespace` is empty for cluster-scoped objects.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct ObjectRef {
+    pub api_version: String,
+    pub kind: String,
+    pub namespace: String,
+    pub name: String,
+}
+
+impl std::fmt::Display for ObjectRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.namespace.is_empty() {
+            write!(f, "{}/{}", self.kind, self.name)
+        } else {
+            write!(f, "{}/{}/{}", self.kind, self.namespace, self.name)
+        }
+    }
+}
+
+/// A desired Kubernetes object, typed.
+#[derive(Clone, Debug, PartialEq)]
+pub enum KubeObject {
+    Namespace(core::Namespace),
+    ConfigMap(core::ConfigMap),
+    Service(core::Service),
+    Deployment(apps::Deployment),
+    StatefulSet(apps::StatefulSet),
+}
+
+impl KubeObject {
+    /// Build the typed object of `kind` from its JSON form.
+    pub fn from_value(kind: &str, value: Value) -> Result<Self, String> {
+        fn typed<T: serde::de::DeserializeOwned>(value: Value) -> Result<T, String> {
+            serde_path_free(value)
+        }
+        Ok(match kind {
+            "Namespace" => KubeObject::Namespace(typed(value)?),
+            "ConfigMap" => KubeObject::ConfigMap(typed(value)?),
+            "Service" => KubeObject::Service(typed(value)?),
+            "Deployment" => KubeObject::Deployment(typed(value)?),
+            "StatefulSet" => KubeObject::StatefulSet(typed(value)?),
+            other => return Err(format!("no typed projection for kind `{other}`")),
+        })
+    }
+
+    /// The object as JSON, in the shape the API server takes (apiVersion and kind included).
+    pub fn to_value(&self) -> Value {
+        let result = match self {
+            KubeObject::Namespace(o) => serde_json::to_value(o),
+            KubeObject::ConfigMap(o) => serde_json::to_value(o),
+            KubeObject::Service(o) => serde_json::to_value(o),
+            KubeObject::Deployment(o) => serde_json::to_value(o),
+            KubeObject::StatefulSet(o) => serde_json::to_value(o),
+        };
+        result.expect("k8s-openapi types always serialize")
+    }
+}
+
+fn serde_path_free<T: serde::de::DeserializeOwned>(value: Value) -> Result<T, String> {
+    serde_json::from_value(value).map_err(|e| e.to_string())
+}
