@@ -1,0 +1,330 @@
+//! The conformance suite ([`events::conformance`]) run against every backend built in, plus the
+//! checks only the durable backends can have: raw records at arbitrary keys (a gap after the
+//! log, a damaged last record) and a corrupt record in the middle of the log.
+
+mod memory {
+    use events::conformance::MemoryHarness;
+
+    events::conformance_tests!(MemoryHarness::default);
+}
+
+/// Checks for backends that store records by key in a database file, where damage can also sit
+/// at a key that is not right after the log, or on a record that a commit indexed.
+#[cfg(any(feature = "redb", feature = "sled"))]
+mod durable {
+    use events::backend::{Backend, PreparedRecord};
+    use events::conformance::Harness;
+    use events::envelope::{Envelope, ExpectedVersion, NewEvent, Transaction};
+    use events::{frame, Event, EventStore, Log, StoreError, SyncLog};
+    use uuid::Uuid;
+
+    pub trait RawAccess: Harness {
+        /// With no log open, store raw bytes at `position`, bypassing the indexes.
+        fn write_raw(&self, position: u64, bytes: &[u8]);
+    }
+
+    fn event(n: u64) -> NewEvent {
+        let samples = Event::samples();
+        NewEvent::encode(
+            &samples[n as usize % samples.len()],
+            Uuid::from_u128(0xd00d_0000 + u128::from(n)),
+            n as i64,
+        )
+        .unwrap()
+    }
+
+    fn all(store: &dyn EventStore) -> Vec<Envelope> {
+        store.read_from(1, usize::MAX).unwrap()
+    }
+
+    /// A well-formed frame that no commit wrote, at a gap after the log, is cut like garbage.
+    pub fn gap_after_the_log<H: RawAccess>(h: &H) {
+        let before = {
+            let log = Log::open(h.open()).unwrap();
+            for n in 1..=4 {
+                log.append("g", ExpectedVersion::Any, vec![event(n)])
+                    .unwrap();
+            }
+            all(&log)
+        };
+        let mut orphan = before[3].clone();
+        orphan.position = 9;
+        orphan.event_id = Uuid::from_u128(0xfeed);
+        let orphan = frame::encode(&orphan).unwrap();
+        h.write_raw(9, &orphan);
+        h.write_raw(12, b"trailing garbage");
+        let log = Log::open(h.open()).unwrap();
+        let recovery = log.recovery();
+        assert_eq!((recovery.cut_records, recovery.head), (2, 4), "{recovery}");
+        assert_eq!(recovery.cut_bytes, orphan.len() as u64 + 16);
+        let reason = recovery.reason.unwrap();
+        assert!(
+            reason.contains("not in the event-id index"),
+            "reason of the lowest cut record: {reason}"
+        );
+        assert_eq!(all(&log), before);
+        let r = log
+            .append("g", ExpectedVersion::Exact(4), vec![event(5)])
+            .unwrap();
+        assert_eq!(r.first_position, 5);
+        drop(log);
+        let log = SyncLog::open(h.open()).unwrap();
+        assert!(log.recovery().is_clean());
+        assert_eq!(log.head(), 5);
+    }
+
+    /// A damaged record that a commit wrote and indexed: cutting it must also take it out of the
+    /// indexes, or its stream version and id would outlive it.
+    pub fn damaged_last_record<H: RawAccess>(h: &H) {
+        let t_txn = Transaction::single("t", ExpectedVersion::NoStream, vec![event(3)]);
+        let s_txn = Transaction::single("s", ExpectedVersion::Exact(2), vec![event(4)]);
+        {
+            let log = Log::open(h.open()).unwrap();
+            log.append("s", ExpectedVersion::NoStream, vec![event(1), event(2)])
+                .unwrap();
+            log.commit(t_txn.clone()).unwrap();
+            log.commit(s_txn.clone()).unwrap();
+        }
+        h.write_raw(4, b"bit rot");
+        {
+            let log = Log::open(h.open()).unwrap();
+            assert_eq!((log.recovery().cut_records, log.head()), (1, 3));
+            assert_eq!(
+                log.stream_version("s").unwrap(),
+                2,
+                "the stream head moved back"
+            );
+            assert_eq!(log.read_stream("s", 1, 10).unwrap().len(), 2);
+            assert_eq!(log.stream_version("t").unwrap(), 1);
+            let again = log.commit(s_txn.clone()).unwrap();
+            assert!(!again.duplicate, "the cut event's id is no longer stored");
+            assert_eq!((again.first_position, again.stream_versions), (4, vec![3]));
+        }
+        // Now cut a record that was the only event of its stream.
+        h.write_raw(3, b"bit rot");
+        h.write_raw(4, b"more rot");
+        let log = SyncLog::open(h.open()).unwrap();
+        assert_eq!((log.recovery().cut_records, log.head()), (2, 2));
+        assert_eq!(
+            log.stream_version("t").unwrap(),
+            0,
+            "a stream whose only event was cut is gone"
+        );
+        assert_eq!(log.stream_version("s").unwrap(), 2);
+        let r = log.commit(t_txn).unwrap();
+        assert_eq!(
+            (r.first_position, r.stream_versions, r.duplicate),
+            (3, vec![1], false)
+        );
+    }
+
+    /// A corrupt record in the middle is not the tail: open keeps it, and every read that meets
+    /// it fails instead of returning it.
+    pub fn corrupt_record_in_the_middle<H: RawAccess>(h: &H) {
+        {
+            let log = Log::open(h.open()).unwrap();
+            for n in 1..=6 {
+                log.append(
+                    &format!("m/{}", n % 2),
+                    ExpectedVersion::Any,
+                    vec![event(n)],
+                )
+                .unwrap();
+            }
+        }
+        let mut frame5 = {
+            let log = SyncLog::open(h.open()).unwrap();
+            frame::encode(&log.read_from(5, 1).unwrap()[0]).unwrap()
+        };
+        frame5[12] ^= 1;
+        h.write_raw(5, &frame5);
+        let log = Log::open(h.open()).unwrap();
+        assert!(log.recovery().is_clean(), "only the tail is cut on open");
+        assert_eq!(log.head(), 6);
+        assert_eq!(log.read_from(1, 4).unwrap().len(), 4);
+        assert_eq!(log.read_from(6, 10).unwrap().len(), 1);
+        for result in [
+            log.read_from(1, 100),
+            log.read_stream("m/1", 1, 100),
+            log.subscribe(2).poll(10),
+        ] {
+            match result {
+                Err(StoreError::Corrupt {
+                    position: 5,
+                    reason,
+                }) => assert!(reason.contains("checksum"), "{reason}"),
+                other => panic!("expected a corrupt record at 5, got {other:?}"),
+            }
+        }
+        assert_eq!(
+            log.read_stream("m/0", 1, 100).unwrap().len(),
+            3,
+            "other streams read fine"
+        );
+    }
+
+    /// The backend refuses records that do not continue the log (they would overwrite).
+    pub fn refuses_positions_that_do_not_continue<H: RawAccess>(h: &H) {
+        let record = |position: u64| {
+            let e = event(position);
+            let envelope = Envelope {
+                position,
+                stream: "r".into(),
+                stream_version: position,
+                event_id: e.event_id,
+                recorded_at_ms: e.recorded_at_ms,
+                event_type: e.event_type,
+                schema_version: e.schema_version,
+                payload: e.payload,
+            };
+            PreparedRecord {
+                frame: frame::encode(&envelope).unwrap(),
+                envelope,
+            }
+        };
+        let mut backend = h.open();
+        assert!(backend.recover().unwrap().is_clean());
+        backend.commit(&[record(1), record(2)]).unwrap();
+        for bad in [vec![record(2)], vec![record(4)], vec![record(3), record(5)]] {
+            match backend.commit(&bad) {
+                Err(StoreError::Storage(msg)) => assert!(msg.contains("comes next"), "{msg}"),
+                other => panic!("expected a refusal, got {other:?}"),
+            }
+        }
+        drop(backend);
+        let log = SyncLog::open(h.open()).unwrap();
+        assert_eq!(log.head(), 2);
+        assert_eq!(log.stream_version("r").unwrap(), 2);
+    }
+
+    macro_rules! durable_tests {
+        ($new:expr; $($case:ident),+) => {
+            $(
+                #[test]
+                fn $case() {
+                    $crate::durable::$case(&($new)());
+                }
+            )+
+        };
+    }
+    pub(crate) use durable_tests;
+}
+
+#[cfg(feature = "redb")]
+mod redb {
+    use std::path::PathBuf;
+
+    use events::backend::redb::RedbBackend;
+    use events::conformance::Harness;
+    use tempfile::TempDir;
+
+    use crate::durable::RawAccess;
+
+    pub struct RedbHarness {
+        dir: TempDir,
+    }
+
+    impl RedbHarness {
+        pub fn new() -> Self {
+            RedbHarness {
+                dir: tempfile::tempdir().unwrap(),
+            }
+        }
+
+        fn path(&self) -> PathBuf {
+            // A directory that does not exist yet: open creates it.
+            self.dir.path().join("data").join("log.redb")
+        }
+    }
+
+    impl Harness for RedbHarness {
+        type B = RedbBackend;
+
+        fn open(&self) -> RedbBackend {
+            RedbBackend::open(&self.path()).unwrap()
+        }
+
+        fn write_garbage(&self, bytes: &[u8]) {
+            RedbBackend::write_garbage_record(&self.path(), bytes).unwrap();
+        }
+    }
+
+    impl RawAccess for RedbHarness {
+        fn write_raw(&self, position: u64, bytes: &[u8]) {
+            RedbBackend::write_raw_record(&self.path(), position, bytes).unwrap();
+        }
+    }
+
+    events::conformance_tests!(RedbHarness::new);
+    crate::durable::durable_tests!(RedbHarness::new;
+        gap_after_the_log, damaged_last_record, corrupt_record_in_the_middle,
+        refuses_positions_that_do_not_continue);
+
+    #[test]
+    fn a_second_open_of_the_same_file_fails_cleanly() {
+        let h = RedbHarness::new();
+        let _first = h.open();
+        match RedbBackend::open(&h.path()) {
+            Err(events::StoreError::Storage(msg)) => assert!(msg.contains("redb: open"), "{msg}"),
+            Err(e) => panic!("expected a storage error, got {e}"),
+            Ok(_) => panic!("the file is already open"),
+        }
+    }
+}
+
+#[cfg(feature = "sled")]
+mod sled {
+    use std::path::PathBuf;
+
+    use events::backend::sled::SledBackend;
+    use events::conformance::Harness;
+    use tempfile::TempDir;
+
+    use crate::durable::RawAccess;
+
+    pub struct SledHarness {
+        dir: TempDir,
+    }
+
+    impl SledHarness {
+        pub fn new() -> Self {
+            SledHarness {
+                dir: tempfile::tempdir().unwrap(),
+            }
+        }
+
+        fn path(&self) -> PathBuf {
+            self.dir.path().join("log.sled")
+        }
+    }
+
+    impl Harness for SledHarness {
+        type B = SledBackend;
+
+        fn open(&self) -> SledBackend {
+            SledBackend::open(&self.path()).unwrap()
+        }
+
+        fn write_garbage(&self, bytes: &[u8]) {
+            SledBackend::write_garbage_record(&self.path(), bytes).unwrap();
+        }
+    }
+
+    impl RawAccess for SledHarness {
+        fn write_raw(&self, position: u64, bytes: &[u8]) {
+            SledBackend::write_raw_record(&self.path(), position, bytes).unwrap();
+        }
+    }
+
+    events::conformance_tests!(SledHarness::new);
+    crate::durable::durable_tests!(SledHarness::new;
+        gap_after_the_log, damaged_last_record, corrupt_record_in_the_middle,
+        refuses_positions_that_do_not_continue);
+}
+
+/// [`events::conformance::run_all`] is the entry point for backends outside this crate; make
+/// sure it runs the whole suite.
+#[test]
+fn run_all_passes_for_memory() {
+    events::conformance::run_all(events::conformance::MemoryHarness::default);
+}
