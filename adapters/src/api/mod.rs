@@ -1,0 +1,95 @@
+//! The HTTP API on actix-web (contract: `docs/api.md`).
+//!
+//! Handlers only translate: HTTP → command or query → HTTP. Every decision is the decider's;
+//! every state change goes through the dispatcher and the log.
+
+mod auth;
+mod body;
+mod error;
+mod resources;
+mod respond;
+
+use std::sync::Arc;
+
+use actix_web::dev::Service;
+use actix_web::{web, HttpResponse};
+
+use crate::host::Dispatcher;
+use crate::metrics::Metrics;
+pub use auth::Auth;
+pub use error::ApiError;
+
+/// Default limit on request bodies.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// What every handler shares.
+pub struct ApiState {
+    pub dispatcher: Dispatcher,
+    pub metrics: Arc<Metrics>,
+    pub auth: Auth,
+    pub max_body_bytes: usize,
+}
+
+/// Register every route on an actix-web app.
+pub fn configure(state: web::Data<ApiState>) -> impl FnOnce(&mut web::ServiceConfig) {
+    move |cfg| {
+        let metrics = state.metrics.clone();
+        cfg.app_data(state)
+            .app_data(web::QueryConfig::default().error_handler(|e, _| ApiError::invalid("(query)", e.to_string()).into()))
+            .app_data(web::PathConfig::default().error_handler(|e, _| ApiError::invalid("(path)", e.to_string()).into()))
+            .service(
+                web::scope("")
+                    .wrap_fn(move |req, srv| {
+                        let method = req.method().to_string();
+                        let metrics = metrics.clone();
+                        let fut = srv.call(req);
+                        async move {
+                            let res = fut.await?;
+                            metrics.request(&method, res.status().as_u16());
+                            Ok(res)
+                        }
+                    })
+                    .service(web::resource("/healthz").get(|| async { HttpResponse::Ok().content_type("text/plain").body("ok") }))
+                    .service(web::resource("/readyz").get(readyz))
+                    .service(web::resource("/metrics").get(metrics_text))
+                    .service(web::resource("/api/v1/kinds").get(resources::kinds).default_service(web::to(method_not_allowed)))
+                    .service(web::resource("/api/v1/apply").post(resources::apply).default_service(web::to(method_not_allowed)))
+                    .service(web::resource("/api/v1/resources/{kind}").get(resources::list).default_service(web::to(method_not_allowed)))
+                    .service(
+                        web::resource("/api/v1/resources/{kind}/{name}")
+                            .get(resources::get)
+                            .put(resources::put)
+                            .delete(resources::delete)
+                            .default_service(web::to(method_not_allowed)),
+                    )
+                    .default_service(web::to(not_found)),
+            );
+    }
+}
+
+async fn readyz(state: web::Data<ApiState>) -> HttpResponse {
+    match state.dispatcher.failure() {
+        None => HttpResponse::Ok().content_type("text/plain").body("ready"),
+        Some(why) => ApiError::unavailable(format!("event delivery stopped: {why}")).response(),
+    }
+}
+
+async fn metrics_text(state: web::Data<ApiState>) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4; charset=utf-8")
+        .body(state.metrics.render())
+}
+
+async fn not_found(req: actix_web::HttpRequest) -> HttpResponse {
+    ApiError::not_found(format!("no route for {} {}", req.method(), req.path())).response()
+}
+
+async fn method_not_allowed(req: actix_web::HttpRequest) -> HttpResponse {
+    ApiError::new(
+        actix_web::http::StatusCode::METHOD_NOT_ALLOWED,
+        "MethodNotAllowed",
+        format!("{} is not allowed on {}", req.method(), req.path()),
+        None,
+    )
+    .response()
+}

@@ -1,0 +1,153 @@
+//! `meshplane run`: the log, the actor host, the projection to the manifest directory and the
+//! HTTP API, wired together, with graceful shutdown on SIGTERM/SIGINT.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use actix_web::{web, App, HttpServer};
+
+use crate::api::{self, ApiState, Auth};
+use crate::error::Error;
+use crate::host::Dispatcher;
+use crate::manifests::ManifestDir;
+use crate::metrics::Metrics;
+use crate::storage::{open_store, StoreKind};
+
+/// The default listen address: loopback only.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:7470";
+
+/// Everything `meshplane run` is told.
+#[derive(Clone, Debug)]
+pub struct DaemonConfig {
+    pub data_dir: PathBuf,
+    pub listen: SocketAddr,
+    /// Where desired objects are written; `<data_dir>/manifests` when not given.
+    pub manifests_dir: Option<PathBuf>,
+    /// Bearer token for mutating calls; required when `listen` is not a loopback address.
+    pub token: Option<String>,
+    pub max_body_bytes: usize,
+    pub store: StoreKind,
+}
+
+impl DaemonConfig {
+    /// Refuse configurations that would be insecure or cannot work.
+    pub fn validate(&self) -> Result<(), Error> {
+        if !self.listen.ip().is_loopback() && self.token.as_deref().is_none_or(str::is_empty) {
+            return Err(Error::Config(format!(
+                "listening on {} (not a loopback address) requires a token for mutating calls: pass --token or set MESHPLANE_TOKEN",
+                self.listen
+            )));
+        }
+        if self.max_body_bytes == 0 {
+            return Err(Error::Config("--max-body-bytes must be greater than 0".into()));
+        }
+        Ok(())
+    }
+
+    pub fn manifests_dir(&self) -> PathBuf {
+        self.manifests_dir.clone().unwrap_or_else(|| self.data_dir.join("manifests"))
+    }
+}
+
+/// Run the daemon until SIGTERM or SIGINT.
+pub fn run(config: DaemonConfig) -> Result<(), Error> {
+    config.validate()?;
+    let store = open_store(&config.data_dir, config.store)?;
+    let manifests = ManifestDir::open(&config.manifests_dir())?;
+    tracing::info!(
+        data = %config.data_dir.display(),
+        store = %config.store,
+        head = store.head(),
+        manifests = %manifests.root().display(),
+        "opened the event log"
+    );
+    let system = actix_rt::System::new();
+    let result = system.block_on(serve(config, store.clone(), manifests));
+    // Dropping the last handle joins the writer: everything acknowledged is already durable.
+    drop(store);
+    result
+}
+
+async fn serve(config: DaemonConfig, store: Arc<dyn events::EventStore>, manifests: ManifestDir) -> Result<(), Error> {
+    let metrics = Arc::new(Metrics::default());
+    let dispatcher = Dispatcher::start(store, metrics.clone())?;
+    let manifests = Arc::new(Mutex::new(manifests));
+    let projector = actix_rt::spawn(project_forever(dispatcher.clone(), manifests.clone(), metrics.clone()));
+
+    let state = web::Data::new(ApiState {
+        dispatcher: dispatcher.clone(),
+        metrics: metrics.clone(),
+        auth: Auth::new(config.token.clone()),
+        max_body_bytes: config.max_body_bytes,
+    });
+    let server = HttpServer::new(move || App::new().configure(api::configure(state.clone())))
+        .workers(2)
+        .shutdown_timeout(10)
+        .bind(config.listen)
+        .map_err(Error::Server)?;
+    tracing::info!(listen = %config.listen, "serving the meshplane API");
+    // actix-web stops gracefully on SIGTERM and SIGINT: in-flight requests finish first.
+    server.run().await.map_err(Error::Server)?;
+    tracing::info!("shutting down");
+    projector.abort();
+    // A last projection so the manifest directory reflects everything acknowledged.
+    project_once(&dispatcher, &manifests, &metrics).await;
+    Ok(())
+}
+
+/// Re-project whenever delivery advances; bursts of events coalesce into one pass.
+async fn project_forever(dispatcher: Dispatcher, manifests: Arc<Mutex<ManifestDir>>, metrics: Arc<Metrics>) {
+    let mut delivered = dispatcher.watch_delivered();
+    loop {
+        delivered.borrow_and_update();
+        project_once(&dispatcher, &manifests, &metrics).await;
+        if delivered.changed().await.is_err() {
+            return;
+        }
+        actix_rt::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+async fn project_once(dispatcher: &Dispatcher, manifests: &Arc<Mutex<ManifestDir>>, metrics: &Arc<Metrics>) {
+    let mesh = match dispatcher.mesh().await {
+        Ok(mesh) => mesh,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot read state for projection");
+            metrics.projection_errors.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+    };
+    let position = mesh.position;
+    let manifests = manifests.clone();
+    let metrics_for_sync = metrics.clone();
+    let outcome = tokio::task::spawn_blocking(move || {
+        let desired = projections::desired(&mesh);
+        for (r, why) in &desired.errors {
+            tracing::error!(object = %r, error = %why, "cannot project object");
+        }
+        metrics_for_sync.desired_objects.store(desired.kube.len() as u64, Ordering::Relaxed);
+        manifests.lock().expect("manifest dir lock").sync(&desired)
+    })
+    .await;
+    match outcome {
+        Ok(Ok(report)) => {
+            metrics.projected.store(position, Ordering::Relaxed);
+            metrics.manifest_writes.fetch_add(report.written as u64, Ordering::Relaxed);
+            metrics.manifest_deletes.fetch_add(report.removed as u64, Ordering::Relaxed);
+            if report.written + report.removed > 0 {
+                tracing::info!(position, written = report.written, removed = report.removed, "projected to the manifest directory");
+            }
+        }
+        Ok(Err(e)) => {
+            metrics.projection_errors.fetch_add(1, Ordering::Relaxed);
+            tracing::error!(error = %e, "projection to the manifest directory failed");
+        }
+        Err(e) => {
+            metrics.projection_errors.fetch_add(1, Ordering::Relaxed);
+            tracing::error!(error = %e, "projection task failed");
+        }
+    }
+}

@@ -1,0 +1,115 @@
+//! One actix actor per concept: a shell around a pure decider.
+
+use std::sync::Arc;
+
+use actix::{Actor, Context, Handler, Message, MessageResult};
+use actors::{Ctx, Decider, Decision, Meta, Rejection};
+use events::Event;
+
+/// Hosts the state of one concept. All logic is in `D`.
+pub struct ConceptActor<D: Decider> {
+    state: D::State,
+    position: u64,
+}
+
+impl<D: Decider> ConceptActor<D> {
+    /// Start from a state already folded up to `position` (the start-up replay).
+    pub fn new(state: D::State, position: u64) -> Self {
+        ConceptActor { state, position }
+    }
+}
+
+impl<D> Actor for ConceptActor<D>
+where
+    D: Decider + 'static,
+    D::State: Unpin + 'static,
+{
+    type Context = Context<Self>;
+}
+
+/// Decide a command against the current state, with the time and seed the caller gives.
+pub struct Decide<C> {
+    pub command: C,
+    pub now_ms: i64,
+    pub seed: u64,
+}
+
+impl<C: 'static> Message for Decide<C> {
+    type Result = Result<Decision, Rejection>;
+}
+
+impl<D> Handler<Decide<D::Command>> for ConceptActor<D>
+where
+    D: Decider + 'static,
+    D::State: Unpin + 'static,
+    D::Command: 'static,
+{
+    type Result = Result<Decision, Rejection>;
+
+    fn handle(&mut self, msg: Decide<D::Command>, _: &mut Context<Self>) -> Self::Result {
+        D::decide(&self.state, msg.command, &mut Ctx::new(msg.now_ms, msg.seed))
+    }
+}
+
+/// Fold one durable event. Sent by the delivery loop only, in log order.
+pub struct Deliver {
+    pub event: Arc<Event>,
+    pub meta: Meta,
+}
+
+impl Message for Deliver {
+    type Result = ();
+}
+
+impl<D> Handler<Deliver> for ConceptActor<D>
+where
+    D: Decider + 'static,
+    D::State: Unpin + 'static,
+{
+    type Result = ();
+
+    fn handle(&mut self, msg: Deliver, _: &mut Context<Self>) {
+        debug_assert!(msg.meta.position > self.position, "events must arrive in log order");
+        D::evolve(&mut self.state, &msg.event, &msg.meta);
+        self.position = msg.meta.position;
+    }
+}
+
+/// Answers with the position the actor has folded up to, once every earlier message is handled.
+pub struct Sync;
+
+impl Message for Sync {
+    type Result = u64;
+}
+
+impl<D> Handler<Sync> for ConceptActor<D>
+where
+    D: Decider + 'static,
+    D::State: Unpin + 'static,
+{
+    type Result = u64;
+
+    fn handle(&mut self, _: Sync, _: &mut Context<Self>) -> u64 {
+        self.position
+    }
+}
+
+/// Run a read-only query over the state and the position it reflects.
+pub struct Read<S, R>(pub Box<dyn FnOnce(&S, u64) -> R + Send>);
+
+impl<S: 'static, R: 'static> Message for Read<S, R> {
+    type Result = R;
+}
+
+impl<D, R> Handler<Read<D::State, R>> for ConceptActor<D>
+where
+    D: Decider + 'static,
+    D::State: Unpin + 'static,
+    R: 'static,
+{
+    type Result = MessageResult<Read<D::State, R>>;
+
+    fn handle(&mut self, msg: Read<D::State, R>, _: &mut Context<Self>) -> Self::Result {
+        MessageResult((msg.0)(&self.state, self.position))
+    }
+}

@@ -1,0 +1,291 @@
+//! The dispatcher: command → decision (in the concept's actor) → durable append → delivery of
+//! the appended events to every actor in log order → answer. And the start-up fold.
+
+use std::sync::{Arc, Mutex};
+
+use actix::{Actor, Addr, MailboxError};
+use actors::mesh::{meta_of, Concept};
+use actors::resource::{ResourceState, Resources};
+use actors::{Decision, Mesh, MeshCommand, Outcome, Rejection};
+use events::{EventStore, NewEvent, StoreError, StreamAppend, Transaction};
+use tokio::sync::{oneshot, watch};
+use uuid::Uuid;
+
+use super::actor::{ConceptActor, Decide, Deliver, Read, Sync};
+use crate::clock;
+use crate::error::Error;
+use crate::metrics::Metrics;
+
+/// How often a command is re-decided after losing an optimistic-concurrency race.
+const MAX_ATTEMPTS: usize = 10;
+/// Events read from the log per delivery step.
+const DELIVERY_BATCH: usize = 1024;
+
+/// The outcome of one accepted command.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Executed {
+    pub outcome: Outcome,
+    /// Position of the command's last event; `None` when it appended nothing.
+    pub position: Option<u64>,
+}
+
+/// Why a command did not go through.
+#[derive(Debug, thiserror::Error)]
+pub enum DispatchError {
+    /// The decider refused command number `index` of the request.
+    #[error("{rejection}")]
+    Rejected { index: usize, rejection: Rejection },
+    /// The log refused or failed the append.
+    #[error("event log: {0}")]
+    Store(#[from] StoreError),
+    /// Lost the optimistic-concurrency race on every attempt.
+    #[error("the object kept changing concurrently; gave up after {MAX_ATTEMPTS} attempts")]
+    Contended,
+    /// An actor or the delivery loop is gone.
+    #[error("actor host stopped: {0}")]
+    Stopped(String),
+}
+
+impl From<MailboxError> for DispatchError {
+    fn from(e: MailboxError) -> Self {
+        DispatchError::Stopped(e.to_string())
+    }
+}
+
+/// The running host: concept actors plus the loop that delivers durable events to them.
+/// Cheap to clone; every clone drives the same actors.
+#[derive(Clone)]
+pub struct Dispatcher {
+    store: Arc<dyn EventStore>,
+    resources: Addr<ConceptActor<Resources>>,
+    delivered: watch::Receiver<u64>,
+    failure: Arc<Mutex<Option<String>>>,
+    metrics: Arc<Metrics>,
+    /// Held by commands re-deciding after a conflict, so retriers take turns instead of
+    /// starving each other on a hot object; first attempts stay fully concurrent.
+    retry_turn: Arc<tokio::sync::Mutex<()>>,
+}
+
+impl Dispatcher {
+    /// Fold the whole log, start one actor per concept from the folded state, and start the
+    /// delivery loop from the log's head. Must run inside an actix `System`.
+    pub fn start(store: Arc<dyn EventStore>, metrics: Arc<Metrics>) -> Result<Dispatcher, Error> {
+        let mesh = fold(store.as_ref(), None)?;
+        let position = mesh.position;
+        tracing::info!(position, resources = mesh.resources.resources.len(), "folded the event log");
+        let resources = ConceptActor::<Resources>::new(mesh.resources, position).start();
+        let (delivered_tx, delivered) = watch::channel(position);
+        let failure = Arc::new(Mutex::new(None));
+        metrics.delivered.store(position, std::sync::atomic::Ordering::Relaxed);
+        metrics.log_head.store(store.head(), std::sync::atomic::Ordering::Relaxed);
+        let dispatcher = Dispatcher {
+            store,
+            resources,
+            delivered,
+            failure,
+            metrics,
+            retry_turn: Arc::default(),
+        };
+        let delivery = dispatcher.clone();
+        actix_rt::spawn(async move {
+            if let Err(e) = delivery.deliver_forever(position + 1, delivered_tx).await {
+                tracing::error!(error = %e, "event delivery stopped; the daemon is no longer ready");
+                *delivery.failure.lock().expect("failure lock") = Some(e.to_string());
+            }
+        });
+        Ok(dispatcher)
+    }
+
+    pub fn store(&self) -> &Arc<dyn EventStore> {
+        &self.store
+    }
+
+    /// The last position folded into every actor.
+    pub fn delivered(&self) -> u64 {
+        *self.delivered.borrow()
+    }
+
+    /// A receiver that changes whenever delivery advances.
+    pub fn watch_delivered(&self) -> watch::Receiver<u64> {
+        self.delivered.clone()
+    }
+
+    /// Why delivery stopped, if it did (the daemon is then not ready).
+    pub fn failure(&self) -> Option<String> {
+        self.failure.lock().expect("failure lock").clone()
+    }
+
+    /// Execute one command.
+    pub async fn execute(&self, command: MeshCommand) -> Result<Executed, DispatchError> {
+        let mut done = self.execute_all(vec![command]).await?;
+        Ok(done.pop().expect("one result per command"))
+    }
+
+    /// Decide every command, then append all their events in one atomic transaction: either
+    /// every command takes effect or none does. Answers once the events are durable and folded
+    /// into the actors, so a read after the answer sees them.
+    pub async fn execute_all(&self, commands: Vec<MeshCommand>) -> Result<Vec<Executed>, DispatchError> {
+        let mut turn = None;
+        for attempt in 1..=MAX_ATTEMPTS {
+            let now_ms = clock::now_ms();
+            let mut decisions = Vec::with_capacity(commands.len());
+            for (index, command) in commands.iter().enumerate() {
+                match self.decide(command.clone(), now_ms).await? {
+                    Ok(d) => decisions.push(d),
+                    Err(rejection) => {
+                        self.metrics.command("rejected");
+                        return Err(DispatchError::Rejected { index, rejection });
+                    }
+                }
+            }
+            reject_duplicate_targets(&decisions)?;
+            let txn = transaction(&decisions, now_ms)?;
+            if txn.appends.is_empty() {
+                return Ok(self.finish(&decisions, 0));
+            }
+            let (tx, rx) = oneshot::channel();
+            self.store.submit(txn, Box::new(move |r| drop(tx.send(r))));
+            let result = rx.await.map_err(|_| DispatchError::Stopped("the log writer dropped an append".into()))?;
+            match result {
+                Ok(appended) => {
+                    self.metrics.log_head.fetch_max(appended.last_position, std::sync::atomic::Ordering::Relaxed);
+                    self.wait_delivered(appended.last_position).await?;
+                    return Ok(self.finish(&decisions, appended.first_position));
+                }
+                Err(StoreError::WrongExpectedVersion { stream, .. }) if attempt < MAX_ATTEMPTS => {
+                    // Someone else changed the object between our decision and our append:
+                    // wait until their events are folded, then decide again.
+                    self.metrics.conflict_retries.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    tracing::debug!(%stream, attempt, "optimistic-concurrency conflict; deciding again");
+                    if turn.is_none() {
+                        turn = Some(self.retry_turn.lock().await);
+                    }
+                    self.wait_delivered(self.store.head()).await?;
+                }
+                Err(StoreError::WrongExpectedVersion { .. }) => return Err(DispatchError::Contended),
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(DispatchError::Contended)
+    }
+
+    /// Assemble a consistent view of every concept's state.
+    pub async fn mesh(&self) -> Result<Mesh, DispatchError> {
+        let (resources, position) = self
+            .resources
+            .send(Read(Box::new(|s: &ResourceState, p| (s.clone(), p))))
+            .await?;
+        Ok(Mesh { position, resources })
+    }
+
+    /// Run a read-only query on the resource concept's state.
+    pub async fn read_resources<R: Send + 'static>(
+        &self,
+        query: impl FnOnce(&ResourceState, u64) -> R + Send + 'static,
+    ) -> Result<R, DispatchError> {
+        Ok(self.resources.send(Read(Box::new(query))).await?)
+    }
+
+    async fn decide(&self, command: MeshCommand, now_ms: i64) -> Result<Result<Decision, Rejection>, DispatchError> {
+        let seed = clock::fresh_seed();
+        Ok(match command {
+            MeshCommand::Resource(command) => self.resources.send(Decide { command, now_ms, seed }).await?,
+        })
+    }
+
+    fn finish(&self, decisions: &[Decision], first_position: u64) -> Vec<Executed> {
+        let mut next = first_position;
+        decisions
+            .iter()
+            .map(|d| {
+                self.metrics.command(d.outcome.as_str());
+                let position = if d.events.is_empty() {
+                    None
+                } else {
+                    next += d.events.len() as u64;
+                    Some(next - 1)
+                };
+                Executed { outcome: d.outcome, position }
+            })
+            .collect()
+    }
+
+    async fn wait_delivered(&self, position: u64) -> Result<(), DispatchError> {
+        let mut delivered = self.delivered.clone();
+        let waited = delivered.wait_for(|p| *p >= position).await;
+        waited.map(|_| ()).map_err(|_| {
+            DispatchError::Stopped(self.failure().unwrap_or_else(|| "event delivery stopped".into()))
+        })
+    }
+
+    /// Feed every durable event, in log order, to the actors that fold it.
+    async fn deliver_forever(&self, from: u64, delivered: watch::Sender<u64>) -> Result<(), Error> {
+        let mut subscription = self.store.subscribe(from);
+        loop {
+            let batch = subscription.next_batch(DELIVERY_BATCH).await?;
+            let Some(last) = batch.last().map(|e| e.position) else { continue };
+            for envelope in &batch {
+                let event = Arc::new(envelope.decode()?);
+                let meta = meta_of(envelope);
+                for concept in Concept::of(&event) {
+                    match concept {
+                        Concept::Resource => self.resources.do_send(Deliver { event: event.clone(), meta }),
+                    }
+                }
+            }
+            // Mailboxes are FIFO: once each actor answers Sync it has folded the whole batch.
+            self.resources.send(Sync).await.map_err(|e| Error::Host(e.to_string()))?;
+            self.metrics.delivered.store(last, std::sync::atomic::Ordering::Relaxed);
+            self.metrics.log_head.fetch_max(last, std::sync::atomic::Ordering::Relaxed);
+            if delivered.send(last).is_err() {
+                return Ok(());
+            }
+        }
+    }
+}
+
+/// Fold a log (up to `to`, inclusive) into the mesh state: replay with no adapters attached.
+pub fn fold(store: &dyn EventStore, to: Option<u64>) -> Result<Mesh, StoreError> {
+    let mut mesh = Mesh::default();
+    let end = to.unwrap_or(u64::MAX);
+    let mut next = 1;
+    while next <= end {
+        let batch = store.read_from(next, 4096)?;
+        let Some(last) = batch.last() else { break };
+        next = last.position + 1;
+        for envelope in batch.iter().take_while(|e| e.position <= end) {
+            mesh.apply(envelope)?;
+        }
+    }
+    Ok(mesh)
+}
+
+fn reject_duplicate_targets(decisions: &[Decision]) -> Result<(), DispatchError> {
+    let mut seen = std::collections::BTreeMap::new();
+    for (index, d) in decisions.iter().enumerate() {
+        if let Some(first) = seen.insert(d.stream.as_str(), index) {
+            return Err(DispatchError::Rejected {
+                index,
+                rejection: Rejection::invalid("(document)", format!("names the same object as document {first}")),
+            });
+        }
+    }
+    Ok(())
+}
+
+fn transaction(decisions: &[Decision], now_ms: i64) -> Result<Transaction, StoreError> {
+    let mut txn = Transaction::default();
+    for d in decisions.iter().filter(|d| !d.events.is_empty()) {
+        let events = d
+            .events
+            .iter()
+            .map(|e| NewEvent::encode(e, Uuid::now_v7(), now_ms))
+            .collect::<Result<Vec<_>, _>>()?;
+        txn.appends.push(StreamAppend {
+            stream: d.stream.clone(),
+            expected: d.expected,
+            events,
+        });
+    }
+    Ok(txn)
+}

@@ -1,0 +1,12 @@
+//! The actix actor host.
+//!
+//! Each mesh concept runs in its own actix actor ([`ConceptActor`]) that owns the concept's
+//! state and does nothing but call the concept's pure `decide` and `evolve`. The
+//! [`Dispatcher`] turns an accepted command into durably appended events, and the delivery loop
+//! feeds every durable event to the actors in log order — the only way their state changes.
+
+mod actor;
+mod dispatcher;
+
+pub use actor::{ConceptActor, Decide, Deliver, Read, Sync};
+pub use dispatcher::{fold, DispatchError, Dispatcher, Executed};

@@ -1,0 +1,21 @@
+//! All of meshplane's I/O.
+//!
+//! - [`host`]: the actix actor host — one actor per mesh concept, a shell around the pure
+//!   deciders of `actors` — and the dispatcher that turns accepted commands into durable events
+//!   and delivers them to the actors in log order;
+//! - [`storage`]: opening the configured event store under the data directory;
+//! - [`manifests`]: the manifest-directory adapter, the embedded default projection target;
+//! - [`api`]: the HTTP API on actix-web;
+//! - [`daemon`]: wiring of all the above into `meshplane run`.
+#![forbid(unsafe_code)]
+
+pub mod api;
+pub mod clock;
+pub mod daemon;
+pub mod error;
+pub mod host;
+pub mod manifests;
+pub mod metrics;
+pub mod storage;
+
+pub use error::Error;
