@@ -77,10 +77,27 @@ struct Trees {
 
 impl Trees {
     fn open(path: &Path) -> Result<Self, StoreError> {
-        let db = sled::Config::new()
-            .path(path)
-            .open()
-            .map_err(|e| StoreError::Storage(format!("sled: open {}: {e}", path.display())))?;
+        // sled's background I/O threads keep the file lock for a moment after the last handle
+        // is dropped (sled's own tests block on the lock for this reason), so a reopen right
+        // after a close may find it taken: wait for it, within a bound, before giving up.
+        let deadline = std::time::Duration::from_secs(5);
+        let pause = std::time::Duration::from_millis(10);
+        let mut waited = std::time::Duration::ZERO;
+        let db = loop {
+            match sled::Config::new().path(path).open() {
+                Err(sled::Error::Io(e))
+                    if e.to_string().contains("could not acquire lock") && waited < deadline =>
+                {
+                    std::thread::sleep(pause);
+                    waited += pause;
+                }
+                result => {
+                    break result.map_err(|e| {
+                        StoreError::Storage(format!("sled: open {}: {e}", path.display()))
+                    })?
+                }
+            }
+        };
         Ok(Trees {
             events: db.open_tree(EVENTS).map_err(storage("open tree events"))?,
             heads: db
