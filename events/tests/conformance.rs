@@ -371,6 +371,110 @@ mod redb {
         }
     }
 
+    /// Records are stored in chunks of up to CHUNK_BYTES; reads must cross chunk boundaries
+    /// and find records in the middle of a chunk.
+    #[test]
+    fn reads_cross_chunk_boundaries() {
+        use events::backend::redb::CHUNK_BYTES;
+        use events::{EventStore, ExpectedVersion, Log, NewEvent, SyncLog};
+        let h = RedbHarness::new();
+        let event = |n: u64| NewEvent {
+            event_id: uuid::Uuid::from_u128(0x00c0_ffee_0000 + u128::from(n)),
+            recorded_at_ms: n as i64,
+            event_type: "resource.deleted".into(),
+            schema_version: 1,
+            payload: vec![n as u8; 700],
+        };
+        // Two batches, each several chunks long, over two interleaved streams.
+        let per_batch = (3 * CHUNK_BYTES / 700) as u64;
+        {
+            let log = Log::open(h.open()).unwrap();
+            for b in 0..2u64 {
+                let mut txn = events::Transaction::default();
+                for s in 0..2u64 {
+                    txn.appends.push(events::StreamAppend {
+                        stream: format!("c/{s}"),
+                        expected: ExpectedVersion::Any,
+                        events: (0..per_batch / 2)
+                            .map(|i| event(b * per_batch + s * 1000 + i))
+                            .collect(),
+                    });
+                }
+                log.commit(txn).unwrap();
+            }
+        }
+        let log = SyncLog::open(h.open()).unwrap();
+        let all = log.read_from(1, usize::MAX).unwrap();
+        assert_eq!(all.len() as u64, log.head());
+        assert!(all
+            .iter()
+            .enumerate()
+            .all(|(i, e)| e.position == i as u64 + 1));
+        for from in [1, 2, 90, 91, 92, 93, 180, all.len() as u64] {
+            let some = log.read_from(from, 7).unwrap();
+            assert_eq!(
+                some,
+                all[from as usize - 1..(from as usize + 6).min(all.len())].to_vec(),
+                "from {from}"
+            );
+        }
+        for s in 0..2 {
+            let stream = format!("c/{s}");
+            let mine: Vec<_> = all.iter().filter(|e| e.stream == stream).cloned().collect();
+            assert_eq!(log.read_stream(&stream, 1, usize::MAX).unwrap(), mine);
+            assert_eq!(
+                log.read_stream(&stream, 40, 50).unwrap(),
+                mine[39..89].to_vec()
+            );
+        }
+    }
+
+    /// Damage inside a chunk of several records: the good records before it stay, the
+    /// damaged one and the rest of the chunk are cut.
+    #[test]
+    fn damage_inside_a_chunk_cuts_its_rest() {
+        use events::{EventStore, ExpectedVersion, Log, NewEvent, SyncLog};
+        let h = RedbHarness::new();
+        let event = |n: u64| NewEvent {
+            event_id: uuid::Uuid::from_u128(0xabc_0000 + u128::from(n)),
+            recorded_at_ms: n as i64,
+            event_type: "resource.deleted".into(),
+            schema_version: 1,
+            payload: vec![n as u8; 10],
+        };
+        let all = {
+            let log = Log::open(h.open()).unwrap();
+            log.append("d", ExpectedVersion::NoStream, (1..=5).map(event).collect())
+                .unwrap();
+            log.read_from(1, 10).unwrap()
+        };
+        let mut chunk = Vec::new();
+        let mut fourth_at = 0;
+        for e in &all {
+            if e.position == 4 {
+                fourth_at = chunk.len();
+            }
+            chunk.extend(events::frame::encode(e).unwrap());
+        }
+        chunk[fourth_at + 9] ^= 0x80;
+        h.write_raw(1, &chunk);
+        let log = Log::open(h.open()).unwrap();
+        let recovery = log.recovery();
+        assert_eq!((recovery.cut_records, recovery.head), (2, 3), "{recovery}");
+        assert_eq!(recovery.cut_bytes as usize, chunk.len() - fourth_at);
+        assert!(recovery.reason.unwrap().contains("checksum"));
+        assert_eq!(log.read_from(1, 10).unwrap(), all[..3].to_vec());
+        assert_eq!(log.stream_version("d").unwrap(), 3);
+        let again = log
+            .append("d", ExpectedVersion::Exact(3), vec![event(4)])
+            .unwrap();
+        assert_eq!((again.first_position, again.duplicate), (4, false));
+        drop(log);
+        let log = SyncLog::open(h.open()).unwrap();
+        assert!(log.recovery().is_clean());
+        assert_eq!(log.head(), 4);
+    }
+
     #[test]
     fn writes_need_recovery_first() {
         let h = RedbHarness::new();

@@ -1,40 +1,45 @@
 //! redb backend: the embedded default store of the daemon.
 //!
-//! | table          | key                 | value                                       |
-//! |----------------|---------------------|---------------------------------------------|
-//! | `events`       | position `u64`      | the frame ([`crate::frame`])                |
-//! | `meta`         | `"head"`            | last committed position                     |
-//! | `meta`         | `"indexed"`         | last position whose index entries are below |
-//! | `stream_heads` | stream `&str`       | current stream version `u64`                |
-//! | `stream_index` | `(stream, version)` | position `u64`                              |
-//! | `event_ids`    | event id `u128`     | position `u64`                              |
+//! | table          | key                       | value                                        |
+//! |----------------|---------------------------|----------------------------------------------|
+//! | `events`       | first position `u64`      | a chunk: frames of consecutive positions     |
+//! | `meta`         | `"head"`                  | last committed position                      |
+//! | `meta`         | `"indexed"`               | last position the index tables cover         |
+//! | `stream_heads` | stream `&str`             | current stream version `u64`                 |
+//! | `stream_index` | `(stream, first version)` | positions of consecutive versions (u64 LE)   |
+//! | `event_ids`    | event id `u128`           | position `u64`                               |
 //!
-//! **Commit** writes the frames of a batch and `meta.head` in one write transaction with redb's
+//! Every record is a frame ([`crate::frame`]): length, checksum, envelope. A chunk is frames of
+//! consecutive positions laid end to end, exactly as in a plain log file, up to
+//! [`CHUNK_BYTES`]; a commit writes its records as new chunks (never into an older one).
+//!
+//! **Commit** writes the chunks of a batch and `meta.head` in one write transaction with redb's
 //! default durability: one fsync per batch, shared by every transaction the group-commit writer
 //! put in it. The index entries of the batch go to an in-memory overlay ([`Staged`]) that every
 //! reader consults, and are written to the index tables in bulk, sorted, once
-//! [`CHECKPOINT_EVENTS`] have accumulated. This is measured, not guessed (BENCHMARKS.md): a
-//! commit that also updated the indexes dirtied one B-tree page per random event id and one per
-//! stream, which made redb 3x slower than this with 1000-event batches of random ids, and
-//! capped 64 concurrent single-event appenders at the throughput of redb alone. The overlay is
-//! derived data: the frames carry stream, version and id, so on open the overlay is rebuilt
-//! from the records after `meta.indexed` (at most one checkpoint's worth). The bulk write uses
-//! redb's non-durable commit for the same reason; the next batch's fsync makes it durable, and
-//! if a crash loses it, the open rebuilds it.
+//! [`CHECKPOINT_EVENTS`] have accumulated. Both choices were measured (BENCHMARKS.md): with one
+//! row per record and the indexes written in each commit, a 1000-event batch cost 4000 B-tree
+//! inserts and dirtied one page per random event id and one per stream; redb ran at a fifth of
+//! its speed with chunks and deferred indexes, and 64 concurrent single-event appenders were
+//! capped below 20,000 events/s by the pages each commit dirtied. The overlay is derived data:
+//! frames carry stream, version and id, so an open rebuilds it from the records after
+//! `meta.indexed` (at most one checkpoint's worth). The bulk write uses redb's non-durable
+//! commit for the same reason; the next batch's fsync makes it durable, and if a crash loses
+//! it, the open rebuilds it.
 //!
-//! redb's own commit protocol already makes a torn write impossible, but the log keeps its
-//! framing on top so a damaged record (a bad sector, a file edited by hand, a bug in an older
-//! build) is detected the same way in every backend: [`Backend::recover`] cuts a corrupt tail on
-//! open, and a read that meets a corrupt record in the middle fails with
-//! [`StoreError::Corrupt`] instead of returning it.
+//! redb's commit protocol already makes a torn write impossible, but the framing is checked
+//! anyway, so a damaged record (a bad sector, a file edited by hand, a bug in an older build) is
+//! detected the same way in every backend: [`Backend::recover`] cuts a corrupt tail on open,
+//! and a read that meets a corrupt record in the middle fails with [`StoreError::Corrupt`]
+//! instead of returning it.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use redb::{
-    Database, Durability, ReadTransaction, ReadableDatabase, ReadableTable, TableDefinition,
-    WriteTransaction,
+    AccessGuard, Database, Durability, ReadOnlyTable, ReadTransaction, ReadableDatabase,
+    ReadableTable, TableDefinition, WriteTransaction,
 };
 use uuid::Uuid;
 
@@ -47,24 +52,103 @@ use crate::store::{LogRead, Recovery};
 const EVENTS: TableDefinition<u64, &[u8]> = TableDefinition::new("events");
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 const STREAM_HEADS: TableDefinition<&str, u64> = TableDefinition::new("stream_heads");
-const STREAM_INDEX: TableDefinition<(&str, u64), u64> = TableDefinition::new("stream_index");
+const STREAM_INDEX: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("stream_index");
 const EVENT_IDS: TableDefinition<u128, u64> = TableDefinition::new("event_ids");
 
 const META_HEAD: &str = "head";
 const META_INDEXED: &str = "indexed";
 
+/// A chunk is closed before it would grow past this many bytes (a single larger record gets a
+/// chunk of its own). Reading one record reads its whole chunk, so chunks stay small enough for
+/// point reads while a 1000-event batch still costs a handful of inserts instead of 1000.
+pub const CHUNK_BYTES: usize = 64 * 1024;
+
 /// How many events' index entries the overlay collects before they are written to the index
 /// tables. Larger amortizes the random pages of the id index over more ids, at the cost of
-/// memory (~100 bytes per event) and of the records to decode when opening after a crash.
+/// memory (~100 bytes per event) and of the records to decode when opening.
 pub const CHECKPOINT_EVENTS: usize = 65_536;
+
+/// Most positions in one `stream_index` row.
+const ROW_POSITIONS: usize = 1024;
 
 /// Wrap a redb error with what we were doing, so a storage failure says where it happened.
 fn storage<E: std::fmt::Display>(context: &'static str) -> impl FnOnce(E) -> StoreError {
     move |e| StoreError::Storage(format!("redb: {context}: {e}"))
 }
 
+/// The frames of a chunk, found from their length fields alone (checksums are checked when a
+/// frame is decoded).
+struct Spans {
+    /// Byte range of each whole frame, in order.
+    frames: Vec<(usize, usize)>,
+    /// Offset and reason of trailing bytes that do not form a whole frame.
+    rest: Option<(usize, String)>,
+}
+
+impl Spans {
+    fn of(bytes: &[u8]) -> Spans {
+        let mut frames = Vec::new();
+        let mut at = 0;
+        while at < bytes.len() {
+            let left = &bytes[at..];
+            if left.len() < frame::HEADER_LEN {
+                return Spans {
+                    frames,
+                    rest: Some((
+                        at,
+                        format!("{} bytes, shorter than a frame header", left.len()),
+                    )),
+                };
+            }
+            let len = u32::from_le_bytes([left[0], left[1], left[2], left[3]]) as usize;
+            if len > frame::MAX_BODY_LEN {
+                let reason = format!("length field {len} exceeds the maximum record size");
+                return Spans {
+                    frames,
+                    rest: Some((at, reason)),
+                };
+            }
+            if left.len() < frame::HEADER_LEN + len {
+                let reason = format!("record of {len} bytes is cut short");
+                return Spans {
+                    frames,
+                    rest: Some((at, reason)),
+                };
+            }
+            frames.push((at, at + frame::HEADER_LEN + len));
+            at += frame::HEADER_LEN + len;
+        }
+        Spans { frames, rest: None }
+    }
+
+    /// Positions a chunk at `first` occupies; trailing garbage counts as one, so that a writer
+    /// of raw test records never overwrites it.
+    fn extent(&self) -> u64 {
+        self.frames.len() as u64 + u64::from(self.rest.is_some())
+    }
+}
+
+/// Decode the record at `position` from the chunk that starts at `first`.
+fn decode_in_chunk(
+    first: u64,
+    bytes: &[u8],
+    spans: &Spans,
+    position: u64,
+) -> Result<Envelope, StoreError> {
+    let index = (position - first) as usize;
+    match spans.frames.get(index) {
+        Some(&(start, end)) => frame::decode(position, &bytes[start..end]),
+        None => Err(StoreError::Corrupt {
+            position,
+            reason: match &spans.rest {
+                Some((_, reason)) if index == spans.frames.len() => reason.clone(),
+                _ => "record missing".to_string(),
+            },
+        }),
+    }
+}
+
 /// One stream's index entries that are not in the index tables yet.
-#[derive(Default)]
 struct StagedStream {
     /// Version of the first entry in `positions`.
     first_version: u64,
@@ -124,6 +208,17 @@ fn write_lock(staged: &RwLock<Staged>) -> Result<RwLockWriteGuard<'_, Staged>, S
         .map_err(|_| StoreError::Storage("redb: index overlay poisoned by a panic".into()))
 }
 
+fn pack(positions: &[u64]) -> Vec<u8> {
+    positions.iter().flat_map(|p| p.to_le_bytes()).collect()
+}
+
+fn unpack(bytes: &[u8]) -> Vec<u64> {
+    bytes
+        .chunks_exact(8)
+        .map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")))
+        .collect()
+}
+
 /// The redb backend. Owns the write side; readers share the database through [`RedbReader`].
 pub struct RedbBackend {
     db: Arc<Database>,
@@ -140,28 +235,34 @@ impl RedbBackend {
     /// Open the log at `path`, creating the file (and its directory) if missing.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
         let db = open_database(path)?;
-        let head = last_position(&db.begin_read().map_err(storage("begin read"))?)?;
         Ok(RedbBackend {
             db: Arc::new(db),
             staged: Arc::default(),
-            head,
+            head: 0,
             recovered: false,
         })
     }
 
-    /// Insert raw bytes as the record right after the last stored one, as if garbage had
-    /// landed at the end of the log. For tests of recovery; the database must not be open.
-    /// Returns the position written.
+    /// Store raw bytes as a chunk right after the last stored one, as if garbage had landed at
+    /// the end of the log. For tests of recovery; the database must not be open. Returns the
+    /// position written.
     pub fn write_garbage_record(path: &Path, bytes: &[u8]) -> Result<u64, StoreError> {
         let db = open_database(path)?;
-        let position = last_position(&db.begin_read().map_err(storage("begin read"))?)? + 1;
+        let position = {
+            let txn = db.begin_read().map_err(storage("begin read"))?;
+            let events = txn
+                .open_table(EVENTS)
+                .map_err(storage("open table events"))?;
+            let last = events.last().map_err(storage("read last chunk"))?;
+            last.map_or(1, |(k, v)| k.value() + Spans::of(v.value()).extent().max(1))
+        };
         write_raw(&db, position, bytes)?;
         Ok(position)
     }
 
-    /// Insert (or overwrite) raw bytes at any position, bypassing the indexes: a gap after the
-    /// end of the log, or a damaged last record. For tests of recovery; the database must not
-    /// be open.
+    /// Store (or overwrite) raw bytes as the chunk that starts at `position`, bypassing the
+    /// indexes: a gap after the end of the log, or a damaged record (each commit of one record
+    /// writes a chunk of its own). For tests of recovery; the database must not be open.
     pub fn write_raw_record(path: &Path, position: u64, bytes: &[u8]) -> Result<(), StoreError> {
         write_raw(&open_database(path)?, position, bytes)
     }
@@ -206,10 +307,13 @@ impl RedbBackend {
                 .open_table(STREAM_HEADS)
                 .map_err(storage("open table stream_heads"))?;
             for (stream, first_version, positions) in &streams {
-                for (version, position) in (*first_version..).zip(positions) {
+                let rows = (*first_version..)
+                    .step_by(ROW_POSITIONS)
+                    .zip(positions.chunks(ROW_POSITIONS));
+                for (version, row) in rows {
                     index
-                        .insert((stream.as_str(), version), position)
-                        .map_err(storage("insert stream index"))?;
+                        .insert((stream.as_str(), version), pack(row).as_slice())
+                        .map_err(storage("insert stream index row"))?;
                 }
                 let last = first_version + positions.len() as u64 - 1;
                 heads
@@ -224,9 +328,7 @@ impl RedbBackend {
         *write_lock(&self.staged)? = Staged::default();
         Ok(())
     }
-}
 
-impl RedbBackend {
     fn check_recovered(&self) -> Result<(), StoreError> {
         if self.recovered {
             Ok(())
@@ -271,28 +373,63 @@ fn write_raw(db: &Database, position: u64, bytes: &[u8]) -> Result<(), StoreErro
     txn.commit().map_err(storage("commit raw record"))
 }
 
-fn last_position(txn: &ReadTransaction) -> Result<u64, StoreError> {
-    let events = txn
-        .open_table(EVENTS)
-        .map_err(storage("open table events"))?;
-    let last = events.last().map_err(storage("read last event"))?;
-    Ok(last.map_or(0, |(k, _)| k.value()))
+/// What recovery decided about one chunk at the end of the log.
+struct TailVerdict {
+    /// Records of the chunk that are good and committed, from its start.
+    good: usize,
+    /// Byte length of those records.
+    good_bytes: usize,
+    /// Records (or runs of unframed bytes) after them, to cut.
+    bad: u64,
+    /// Why the first bad one is bad.
+    reason: Option<String>,
+}
+
+fn judge_chunk(first: u64, bytes: &[u8], committed: u64) -> TailVerdict {
+    let spans = Spans::of(bytes);
+    let mut verdict = TailVerdict {
+        good: 0,
+        good_bytes: 0,
+        bad: 0,
+        reason: None,
+    };
+    for (i, &(start, end)) in spans.frames.iter().enumerate() {
+        let position = first + i as u64;
+        // A damaged frame reports why it is damaged; a good one past `meta.head` was never
+        // committed (raw bytes, or a frame copied there).
+        let reason = match frame::decode(position, &bytes[start..end]) {
+            Err(e) => e.to_string(),
+            Ok(_) if position > committed => {
+                format!("record at position {position} is beyond the last committed position {committed}")
+            }
+            Ok(_) => {
+                verdict.good += 1;
+                verdict.good_bytes = end;
+                continue;
+            }
+        };
+        verdict.reason = Some(reason);
+        verdict.bad = (spans.frames.len() - i) as u64 + u64::from(spans.rest.is_some());
+        return verdict;
+    }
+    if let Some((_, reason)) = spans.rest {
+        verdict.reason = Some(reason);
+        verdict.bad = 1;
+    }
+    verdict
 }
 
 impl Backend for RedbBackend {
     type Reader = RedbReader;
 
-    /// Walk back from the end of `events` and cut every record that is not a good committed
-    /// record: one beyond `meta.head` (raw bytes that landed after the log, e.g. at a gap
-    /// `head + 5`), or one whose frame fails to decode at its key. Only the tail is examined,
-    /// so opening a large log stays cheap; damage further back is reported by the read that
-    /// meets it. Then rebuild the index overlay from the records after `meta.indexed`.
+    /// Walk back from the last chunk and cut every record that is not a good committed record:
+    /// one beyond `meta.head` (raw bytes that landed after the log, e.g. at a gap `head + 5`),
+    /// or one whose frame fails to decode at its position. Only the tail is examined, so
+    /// opening a large log stays cheap; damage further back is reported by the read that meets
+    /// it. Then rebuild the index overlay from the records after `meta.indexed`.
     fn recover(&mut self) -> Result<Recovery, StoreError> {
         let txn = self.db.begin_write().map_err(storage("begin recovery"))?;
-        let mut cut: Vec<(u64, usize)> = Vec::new();
-        let mut reason = None;
-        let mut head = 0;
-        let (committed, indexed) = {
+        let (committed, indexed_before) = {
             let meta = txn.open_table(META).map_err(storage("open table meta"))?;
             let get = |key: &str| -> Result<u64, StoreError> {
                 Ok(meta
@@ -302,55 +439,51 @@ impl Backend for RedbBackend {
             };
             (get(META_HEAD)?, get(META_INDEXED)?)
         };
+        let mut recovery = Recovery::default();
+        // Chunks to delete, and the last chunk cut down to its good records.
+        let mut removed: Vec<u64> = Vec::new();
+        let mut truncated: Option<(u64, Vec<u8>)> = None;
         {
             let events = txn
                 .open_table(EVENTS)
                 .map_err(storage("open table events"))?;
             for entry in events.iter().map_err(storage("scan events"))?.rev() {
                 let (key, value) = entry.map_err(storage("scan events"))?;
-                let position = key.value();
-                let bytes = value.value();
-                // A damaged frame reports why it is damaged; a good one past `meta.head` was
-                // never committed (raw bytes, or a frame copied there).
-                let verdict = match frame::decode(position, bytes) {
-                    Err(e) => Err(e.to_string()),
-                    Ok(_) if position > committed => Err(format!(
-                        "record at position {position} is beyond the last committed position {committed}"
-                    )),
-                    Ok(_) => Ok(()),
-                };
-                match verdict {
-                    Ok(()) => {
-                        head = position;
-                        break;
-                    }
-                    Err(why) => {
-                        // Walking backwards: the last reason kept is the first cut record's.
-                        reason = Some(why);
-                        cut.push((position, bytes.len()));
-                    }
+                let (first, bytes) = (key.value(), value.value());
+                let verdict = judge_chunk(first, bytes, committed);
+                if verdict.bad > 0 {
+                    recovery.cut_records += verdict.bad;
+                    recovery.cut_bytes += (bytes.len() - verdict.good_bytes) as u64;
+                    // Walking backwards: the last reason kept is the first cut record's.
+                    recovery.reason = verdict.reason;
                 }
+                if verdict.good == 0 {
+                    removed.push(first);
+                    continue;
+                }
+                recovery.head = first + verdict.good as u64 - 1;
+                if verdict.bad > 0 {
+                    truncated = Some((first, bytes[..verdict.good_bytes].to_vec()));
+                }
+                break;
             }
         }
-        let recovery = Recovery {
-            cut_records: cut.len() as u64,
-            cut_bytes: cut.iter().map(|(_, len)| *len as u64).sum(),
-            reason,
-            head,
-        };
-        let indexed_before = indexed;
-        let indexed = indexed.min(head);
-        if cut.is_empty() && head == committed {
+        let head = recovery.head;
+        let indexed = indexed_before.min(head);
+        if recovery.cut_records == 0 && head == committed {
             txn.abort().map_err(storage("end recovery"))?;
         } else {
             {
                 let mut events = txn
                     .open_table(EVENTS)
                     .map_err(storage("open table events"))?;
-                for (position, _) in &cut {
+                for first in &removed {
+                    events.remove(first).map_err(storage("cut corrupt chunk"))?;
+                }
+                if let Some((first, good)) = &truncated {
                     events
-                        .remove(position)
-                        .map_err(storage("cut corrupt record"))?;
+                        .insert(first, good.as_slice())
+                        .map_err(storage("cut corrupt records"))?;
                 }
                 let mut meta = txn.open_table(META).map_err(storage("open table meta"))?;
                 meta.insert(META_HEAD, head)
@@ -412,11 +545,21 @@ impl Backend for RedbBackend {
             let mut events = txn
                 .open_table(EVENTS)
                 .map_err(storage("open table events"))?;
+            let mut chunk: Vec<u8> = Vec::with_capacity(CHUNK_BYTES);
+            let mut chunk_first = records[0].envelope.position;
             for record in records {
-                events
-                    .insert(record.envelope.position, record.frame.as_slice())
-                    .map_err(storage("insert event"))?;
+                if !chunk.is_empty() && chunk.len() + record.frame.len() > CHUNK_BYTES {
+                    events
+                        .insert(chunk_first, chunk.as_slice())
+                        .map_err(storage("insert chunk"))?;
+                    chunk.clear();
+                    chunk_first = record.envelope.position;
+                }
+                chunk.extend_from_slice(&record.frame);
             }
+            events
+                .insert(chunk_first, chunk.as_slice())
+                .map_err(storage("insert chunk"))?;
             let mut meta = txn.open_table(META).map_err(storage("open table meta"))?;
             meta.insert(META_HEAD, last.envelope.position)
                 .map_err(storage("write meta"))?;
@@ -469,34 +612,45 @@ fn scrub_indexes(txn: &WriteTransaction, head: u64) -> Result<(), StoreError> {
     let mut index = txn
         .open_table(STREAM_INDEX)
         .map_err(storage("open table stream_index"))?;
-    let mut stale_entries: Vec<(String, u64)> = Vec::new();
+    // Rows holding positions past `head`, with the positions to keep (positions rise within
+    // a row, so what is kept is a prefix).
+    let mut stale_rows: Vec<(String, u64, Vec<u64>)> = Vec::new();
     for entry in index.iter().map_err(storage("scan stream_index"))? {
-        let (key, position) = entry.map_err(storage("scan stream_index"))?;
-        if position.value() > head {
+        let (key, row) = entry.map_err(storage("scan stream_index"))?;
+        let positions = unpack(row.value());
+        if positions.iter().any(|p| *p > head) {
             let (stream, version) = key.value();
-            stale_entries.push((stream.to_string(), version));
+            let kept = positions.into_iter().take_while(|p| *p <= head).collect();
+            stale_rows.push((stream.to_string(), version, kept));
         }
     }
     let mut heads = txn
         .open_table(STREAM_HEADS)
         .map_err(storage("open table stream_heads"))?;
-    let mut affected: BTreeMap<String, u64> = BTreeMap::new();
-    for (stream, version) in stale_entries {
-        index
-            .remove((stream.as_str(), version))
-            .map_err(storage("remove stale stream index entry"))?;
-        let lowest = affected.entry(stream).or_insert(version);
-        *lowest = (*lowest).min(version);
+    // Versions are dense, so a stream cut from version v on is at v - 1.
+    let mut lowest_cut: BTreeMap<String, u64> = BTreeMap::new();
+    for (stream, version, kept) in stale_rows {
+        let cut_from = version + kept.len() as u64;
+        if kept.is_empty() {
+            index
+                .remove((stream.as_str(), version))
+                .map_err(storage("remove stale stream index row"))?;
+        } else {
+            index
+                .insert((stream.as_str(), version), pack(&kept).as_slice())
+                .map_err(storage("shorten stream index row"))?;
+        }
+        let lowest = lowest_cut.entry(stream).or_insert(cut_from);
+        *lowest = (*lowest).min(cut_from);
     }
-    // Versions are dense, so a stream whose entries from version v on were cut is at v - 1.
-    for (stream, lowest_cut) in affected {
-        if lowest_cut <= 1 {
+    for (stream, cut_from) in lowest_cut {
+        if cut_from <= 1 {
             heads
                 .remove(stream.as_str())
                 .map_err(storage("remove stream head"))?;
         } else {
             heads
-                .insert(stream.as_str(), lowest_cut - 1)
+                .insert(stream.as_str(), cut_from - 1)
                 .map_err(storage("reset stream head"))?;
         }
     }
@@ -517,30 +671,68 @@ impl RedbReader {
     }
 }
 
-fn decode_stream_entry(
-    events: &redb::ReadOnlyTable<u64, &[u8]>,
-    stream: &str,
-    version: u64,
-    position: u64,
-) -> Result<Envelope, StoreError> {
-    let bytes = events.get(position).map_err(storage("read event"))?;
-    let Some(bytes) = bytes else {
-        return Err(StoreError::Corrupt {
-            position,
-            reason: format!("stream `{stream}` version {version} points at a missing record"),
-        });
-    };
-    let envelope = frame::decode(position, bytes.value())?;
-    if envelope.stream != stream || envelope.stream_version != version {
-        return Err(StoreError::Corrupt {
-            position,
-            reason: format!(
-                "stream index says `{stream}` v{version}, the record is `{}` v{}",
-                envelope.stream, envelope.stream_version
-            ),
-        });
+/// Point reads of records by position, keeping the last chunk read: the records of one stream
+/// often sit in the same chunk.
+struct ChunkReader<'t> {
+    events: &'t ReadOnlyTable<u64, &'static [u8]>,
+    current: Option<(u64, AccessGuard<'t, &'static [u8]>, Spans)>,
+}
+
+impl<'t> ChunkReader<'t> {
+    fn new(events: &'t ReadOnlyTable<u64, &'static [u8]>) -> Self {
+        ChunkReader {
+            events,
+            current: None,
+        }
     }
-    Ok(envelope)
+
+    /// The record at `position`, or `None` when no chunk holds it.
+    fn get(&mut self, position: u64) -> Result<Option<Envelope>, StoreError> {
+        let covers = |c: &(u64, AccessGuard<'t, &'static [u8]>, Spans)| {
+            c.0 <= position && position < c.0 + c.2.extent()
+        };
+        if !self.current.as_ref().is_some_and(covers) {
+            let mut range = self
+                .events
+                .range(..=position)
+                .map_err(storage("read chunk"))?;
+            let Some(entry) = range.next_back() else {
+                return Ok(None);
+            };
+            let (key, value) = entry.map_err(storage("read chunk"))?;
+            let spans = Spans::of(value.value());
+            self.current = Some((key.value(), value, spans));
+        }
+        let Some((first, bytes, spans)) = self.current.as_ref().filter(|c| covers(c)) else {
+            return Ok(None);
+        };
+        decode_in_chunk(*first, bytes.value(), spans, position).map(Some)
+    }
+
+    /// The record of `stream` at `version`, which the stream index puts at `position`.
+    fn stream_entry(
+        &mut self,
+        stream: &str,
+        version: u64,
+        position: u64,
+    ) -> Result<Envelope, StoreError> {
+        let Some(envelope) = self.get(position)? else {
+            return Err(StoreError::Corrupt {
+                position,
+                reason: format!("stream `{stream}` version {version} points at a missing record"),
+            });
+        };
+        if envelope.stream != stream || envelope.stream_version != version {
+            return Err(StoreError::Corrupt {
+                position,
+                reason: format!(
+                    "stream index says `{stream}` v{version}, the record is `{}` v{}",
+                    envelope.stream, envelope.stream_version
+                ),
+            });
+        }
+        Ok(envelope)
+    }
 }
 
 impl LogRead for RedbReader {
@@ -551,20 +743,36 @@ impl LogRead for RedbReader {
             .open_table(EVENTS)
             .map_err(storage("open table events"))?;
         let mut out = Vec::with_capacity(max.min(1024));
-        let entries = events.range(from..).map_err(storage("read events"))?;
-        // Positions are dense: the n-th entry read must be the record at `from + n`.
-        for (expected, entry) in (from..).zip(entries.take(max)) {
-            let (key, value) = entry.map_err(storage("read events"))?;
-            if key.value() != expected {
-                return Err(StoreError::Corrupt {
-                    position: expected,
-                    reason: format!(
-                        "record missing: the next stored record is at {}",
-                        key.value()
-                    ),
-                });
+        if max == 0 {
+            return Ok(out);
+        }
+        // Start at the chunk that holds `from`: the last one starting at or before it.
+        let start = {
+            let mut before = events.range(..=from).map_err(storage("read events"))?;
+            match before.next_back() {
+                Some(entry) => entry.map_err(storage("read events"))?.0.value(),
+                None => from,
             }
-            out.push(frame::decode(expected, value.value())?);
+        };
+        // Positions are dense: the n-th record returned must be at `from + n`.
+        let mut want = from;
+        for entry in events.range(start..).map_err(storage("read events"))? {
+            let (key, value) = entry.map_err(storage("read events"))?;
+            let (first, bytes) = (key.value(), value.value());
+            let spans = Spans::of(bytes);
+            for position in first.max(from)..first + spans.extent() {
+                if position != want {
+                    return Err(StoreError::Corrupt {
+                        position: want,
+                        reason: format!("record missing: the next stored record is at {position}"),
+                    });
+                }
+                out.push(decode_in_chunk(first, bytes, &spans, position)?);
+                want += 1;
+                if out.len() >= max {
+                    return Ok(out);
+                }
+            }
         }
         Ok(out)
     }
@@ -572,7 +780,15 @@ impl LogRead for RedbReader {
 
 impl BackendRead for RedbReader {
     fn head(&self) -> Result<u64, StoreError> {
-        last_position(&self.begin()?)
+        let txn = self.begin()?;
+        let events = txn
+            .open_table(EVENTS)
+            .map_err(storage("open table events"))?;
+        let last = events.last().map_err(storage("read last chunk"))?;
+        let end = last.map_or(0, |(k, v)| {
+            k.value() + Spans::of(v.value()).frames.len() as u64
+        });
+        Ok(end.saturating_sub(1))
     }
 
     fn stream_version(&self, stream: &str) -> Result<u64, StoreError> {
@@ -621,33 +837,43 @@ impl BackendRead for RedbReader {
         let events = txn
             .open_table(EVENTS)
             .map_err(storage("open table events"))?;
+        let mut chunks = ChunkReader::new(&events);
         let mut out = Vec::with_capacity(max.min(1024));
         let mut next = from_version.max(1);
-        let range = (stream, next)..=(stream, u64::MAX);
-        for entry in index
-            .range(range)
-            .map_err(storage("read stream index"))?
-            .take(max)
-        {
-            let (key, position) = entry.map_err(storage("read stream index"))?;
-            let (_, version) = key.value();
-            out.push(decode_stream_entry(
-                &events,
-                stream,
-                version,
-                position.value(),
-            )?);
-            next = version + 1;
+        // The row holding `next` is the last one starting at or before it.
+        let start = {
+            let mut before = index
+                .range((stream, 0)..=(stream, next))
+                .map_err(storage("read stream index"))?;
+            match before.next_back() {
+                Some(entry) => entry.map_err(storage("read stream index"))?.0.value().1,
+                None => next,
+            }
+        };
+        let rows = index
+            .range((stream, start)..=(stream, u64::MAX))
+            .map_err(storage("read stream index"))?;
+        'rows: for entry in rows {
+            let (key, row) = entry.map_err(storage("read stream index"))?;
+            let first_version = key.value().1;
+            for (version, position) in (first_version..).zip(unpack(row.value())) {
+                if out.len() >= max {
+                    break 'rows;
+                }
+                if version >= next {
+                    out.push(chunks.stream_entry(stream, version, position)?);
+                    next = version + 1;
+                }
+            }
         }
         // The newest versions may only be in the overlay (an entry in both is read once).
         if let Some(s) = staged.streams.get(stream) {
-            let versions = s.first_version..;
-            for (version, position) in versions.zip(&s.positions) {
+            for (version, position) in (s.first_version..).zip(&s.positions) {
                 if out.len() >= max {
                     break;
                 }
                 if version >= next {
-                    out.push(decode_stream_entry(&events, stream, version, *position)?);
+                    out.push(chunks.stream_entry(stream, version, *position)?);
                 }
             }
         }
@@ -659,9 +885,8 @@ impl BackendRead for RedbReader {
         let events = txn
             .open_table(EVENTS)
             .map_err(storage("open table events"))?;
-        let bytes = events.get(position).map_err(storage("read event"))?;
-        bytes
-            .map(|b| frame::decode(position, b.value()))
-            .transpose()
+        let mut chunks = ChunkReader::new(&events);
+        let envelope = chunks.get(position)?;
+        Ok(envelope)
     }
 }
