@@ -16,8 +16,9 @@ pub trait Decider {
     fn decide(state: &Self::State, command: Self::Command, ctx: &mut Ctx) -> Result<Decision, Rejection>;
 
     /// Fold one stored event into the state. Total: every event this concept owns is applied,
-    /// whatever the state; events of other concepts are ignored.
-    fn evolve(state: &mut Self::State, event: &Event, meta: &Meta);
+    /// whatever the state; events of other concepts are ignored. Takes the event by value so a
+    /// replay moves its strings into the state instead of copying them.
+    fn evolve(state: &mut Self::State, event: Event, meta: &Meta);
 }
 
 /// Where a stored event sits in the log, for deciders that remember it.

@@ -62,20 +62,28 @@ impl Mesh {
         }
     }
 
-    /// Fold one decoded event.
-    pub fn evolve(&mut self, event: &Event, meta: &Meta) {
-        for concept in Concept::of(event) {
-            match concept {
-                Concept::Resource => Resources::evolve(&mut self.resources, event, meta),
+    /// Fold one decoded event into every concept that owns it.
+    pub fn evolve(&mut self, event: Event, meta: &Meta) {
+        let concepts = Concept::of(&event);
+        if let Some((last, others)) = concepts.split_last() {
+            for concept in others {
+                self.evolve_concept(*concept, event.clone(), meta);
             }
+            self.evolve_concept(*last, event, meta);
         }
         self.position = meta.position;
+    }
+
+    fn evolve_concept(&mut self, concept: Concept, event: Event, meta: &Meta) {
+        match concept {
+            Concept::Resource => Resources::evolve(&mut self.resources, event, meta),
+        }
     }
 
     /// Decode and fold one stored event. Positions must arrive in order.
     pub fn apply(&mut self, envelope: &Envelope) -> Result<(), StoreError> {
         let event = envelope.decode()?;
-        self.evolve(&event, &meta_of(envelope));
+        self.evolve(event, &meta_of(envelope));
         Ok(())
     }
 
@@ -124,9 +132,9 @@ mod tests {
         let mut mesh = Mesh::default();
         let d = mesh.decide(MeshCommand::Resource(ResourceCommand::Apply(m)), &mut ctx).unwrap();
         let meta = Meta { position: 1, stream_version: 1, recorded_at_ms: 5 };
-        mesh.evolve(&d.events[0], &meta);
+        mesh.evolve(d.events[0].clone(), &meta);
         let mut again = Mesh::default();
-        again.evolve(&d.events[0], &meta);
+        again.evolve(d.events[0].clone(), &meta);
         assert_eq!(mesh.concept_digests(), again.concept_digests());
         assert_ne!(mesh.concept_digests(), Mesh::default().concept_digests());
     }

@@ -158,7 +158,7 @@ mod tests {
             let m = ResourceManifest::from_value(doc).unwrap();
             let d = mesh.decide(MeshCommand::Resource(ResourceCommand::Apply(m)), &mut Ctx::new(0, 0)).unwrap();
             for e in &d.events {
-                mesh.evolve(e, &Meta { position: i as u64 + 1, stream_version: 1, recorded_at_ms: 0 });
+                mesh.evolve(e.clone(), &Meta { position: i as u64 + 1, stream_version: 1, recorded_at_ms: 0 });
             }
         }
         projections::desired(&mesh)

@@ -153,24 +153,34 @@ impl Decider for Resources {
         }
     }
 
-    fn evolve(state: &mut ResourceState, event: &Event, meta: &Meta) {
+    fn evolve(state: &mut ResourceState, event: Event, meta: &Meta) {
         match event {
             Event::ResourceApplied(e) => {
-                state.deleted.remove(&e.key);
-                let (created_position, created_at_ms) = match state.resources.get(&e.key) {
-                    Some(r) => (r.created_position, r.created_at_ms),
-                    None => (meta.position, meta.recorded_at_ms),
-                };
+                if !state.deleted.is_empty() {
+                    state.deleted.remove(&e.key);
+                }
+                // Update in place when the resource exists: a replay is mostly updates, and
+                // this keeps the key (and its allocation) that is already in the map.
+                if let Some(r) = state.resources.get_mut(&e.key) {
+                    r.api_version = e.api_version;
+                    r.labels = e.labels;
+                    r.annotations = e.annotations;
+                    r.body = e.body;
+                    r.version = meta.stream_version;
+                    r.updated_position = meta.position;
+                    r.updated_at_ms = meta.recorded_at_ms;
+                    return;
+                }
                 state.resources.insert(
-                    e.key.clone(),
+                    e.key,
                     StoredResource {
-                        api_version: e.api_version.clone(),
-                        labels: e.labels.clone(),
-                        annotations: e.annotations.clone(),
-                        body: e.body.clone(),
+                        api_version: e.api_version,
+                        labels: e.labels,
+                        annotations: e.annotations,
+                        body: e.body,
                         version: meta.stream_version,
-                        created_position,
-                        created_at_ms,
+                        created_position: meta.position,
+                        created_at_ms: meta.recorded_at_ms,
                         updated_position: meta.position,
                         updated_at_ms: meta.recorded_at_ms,
                     },
@@ -178,7 +188,7 @@ impl Decider for Resources {
             }
             Event::ResourceDeleted(e) => {
                 state.resources.remove(&e.key);
-                state.deleted.insert(e.key.clone(), meta.stream_version);
+                state.deleted.insert(e.key, meta.stream_version);
             }
         }
     }
@@ -198,7 +208,7 @@ mod tests {
             let v = versions.entry(e.stream()).or_default();
             *v += 1;
             let meta = Meta { position: i as u64 + 1, stream_version: *v, recorded_at_ms: 1000 * i as i64 };
-            Resources::evolve(&mut state, e, &meta);
+            Resources::evolve(&mut state, e.clone(), &meta);
         }
         state
     }

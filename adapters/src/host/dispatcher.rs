@@ -12,6 +12,7 @@ use tokio::sync::{oneshot, watch};
 use uuid::Uuid;
 
 use super::actor::{ConceptActor, Decide, Deliver, Read, Sync};
+use super::fold::fold;
 use crate::clock;
 use crate::error::Error;
 use crate::metrics::Metrics;
@@ -242,22 +243,6 @@ impl Dispatcher {
             }
         }
     }
-}
-
-/// Fold a log (up to `to`, inclusive) into the mesh state: replay with no adapters attached.
-pub fn fold(store: &dyn EventStore, to: Option<u64>) -> Result<Mesh, StoreError> {
-    let mut mesh = Mesh::default();
-    let end = to.unwrap_or(u64::MAX);
-    let mut next = 1;
-    while next <= end {
-        let batch = store.read_from(next, 4096)?;
-        let Some(last) = batch.last() else { break };
-        next = last.position + 1;
-        for envelope in batch.iter().take_while(|e| e.position <= end) {
-            mesh.apply(envelope)?;
-        }
-    }
-    Ok(mesh)
 }
 
 fn reject_duplicate_targets(decisions: &[Decision]) -> Result<(), DispatchError> {

@@ -7,6 +7,8 @@
 
 mod actor;
 mod dispatcher;
+mod fold;
 
 pub use actor::{ConceptActor, Decide, Deliver, Read, Sync};
-pub use dispatcher::{fold, DispatchError, Dispatcher, Executed};
+pub use dispatcher::{DispatchError, Dispatcher, Executed};
+pub use fold::fold;
