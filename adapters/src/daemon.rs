@@ -86,16 +86,38 @@ async fn serve(config: DaemonConfig, store: Arc<dyn events::EventStore>, manifes
     let server = HttpServer::new(move || App::new().configure(api::configure(state.clone())))
         .workers(2)
         .shutdown_timeout(10)
+        .disable_signals()
         .bind(config.listen)
-        .map_err(Error::Server)?;
+        .map_err(Error::Server)?
+        .run();
     tracing::info!(listen = %config.listen, "serving the meshplane API");
-    // actix-web stops gracefully on SIGTERM and SIGINT: in-flight requests finish first.
-    server.run().await.map_err(Error::Server)?;
+    // actix-server would treat SIGINT as a forced stop; both signals stop gracefully here:
+    // the listener closes and in-flight requests finish first.
+    let handle = server.handle();
+    actix_rt::spawn(async move {
+        let signal = shutdown_signal().await;
+        tracing::info!(signal, "stopping gracefully");
+        handle.stop(true).await;
+    });
+    server.await.map_err(Error::Server)?;
     tracing::info!("shutting down");
     projector.abort();
     // A last projection so the manifest directory reflects everything acknowledged.
     project_once(&dispatcher, &manifests, &metrics).await;
     Ok(())
+}
+
+/// Wait for SIGTERM or SIGINT; returns the signal's name.
+async fn shutdown_signal() -> &'static str {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+        tracing::error!("cannot install signal handlers; stop the daemon with SIGKILL");
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = term.recv() => "SIGTERM",
+        _ = int.recv() => "SIGINT",
+    }
 }
 
 /// Re-project whenever delivery advances; bursts of events coalesce into one pass.
