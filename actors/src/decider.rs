@@ -13,7 +13,11 @@ pub trait Decider {
 
     /// Decide what happens: the events to append (possibly none), or a rejection. Must not
     /// change anything; a rejected command appends nothing.
-    fn decide(state: &Self::State, command: Self::Command, ctx: &mut Ctx) -> Result<Decision, Rejection>;
+    fn decide(
+        state: &Self::State,
+        command: Self::Command,
+        ctx: &mut Ctx,
+    ) -> Result<Decision, Rejection>;
 
     /// Fold one stored event into the state. Total: every event this concept owns is applied,
     /// whatever the state; events of other concepts are ignored. Takes the event by value so a

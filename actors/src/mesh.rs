@@ -130,8 +130,14 @@ mod tests {
         .unwrap();
         let mut ctx = Ctx::new(5, 9);
         let mut mesh = Mesh::default();
-        let d = mesh.decide(MeshCommand::Resource(ResourceCommand::Apply(m)), &mut ctx).unwrap();
-        let meta = Meta { position: 1, stream_version: 1, recorded_at_ms: 5 };
+        let d = mesh
+            .decide(MeshCommand::Resource(ResourceCommand::Apply(m)), &mut ctx)
+            .unwrap();
+        let meta = Meta {
+            position: 1,
+            stream_version: 1,
+            recorded_at_ms: 5,
+        };
         mesh.evolve(d.events[0].clone(), &meta);
         let mut again = Mesh::default();
         again.evolve(d.events[0].clone(), &meta);

@@ -6,6 +6,8 @@
 //! redb (read + frame check + decode + evolve), and the in-memory part alone (decode + evolve of
 //! already-read envelopes), against the target of 1.5 s for 1M events.
 
+#![allow(clippy::disallowed_methods)]
+
 use std::collections::BTreeMap;
 
 // The daemon and the CLI use mimalloc too: replay is allocation-bound.
@@ -24,22 +26,41 @@ const TARGET_SECONDS: f64 = 1.5;
 fn event(i: u64, objects: u64) -> Event {
     let n = i % objects;
     Event::ResourceApplied(ResourceApplied {
-        key: ResourceKey::new("ConfigMap", format!("team-{}", n % 50), format!("config-{n}")),
+        key: ResourceKey::new(
+            "ConfigMap",
+            format!("team-{}", n % 50),
+            format!("config-{n}"),
+        ),
         api_version: "v1".into(),
         labels: BTreeMap::from([("app".into(), format!("app-{}", n % 300))]),
         annotations: BTreeMap::new(),
-        body: format!(r#"{{"data":{{"generation":"{i:012}","payload":"{}"}}}}"#, "x".repeat(80)),
+        body: format!(
+            r#"{{"data":{{"generation":"{i:012}","payload":"{}"}}}}"#,
+            "x".repeat(80)
+        ),
     })
 }
 
 fn main() {
-    let total: u64 = std::env::var("MESHPLANE_BENCH_EVENTS").ok().and_then(|v| v.parse().ok()).unwrap_or(1_000_000);
+    let total: u64 = std::env::var("MESHPLANE_BENCH_EVENTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000_000);
     let objects = 10_000.min(total.max(1));
     std::fs::create_dir_all("target").ok();
     let dir = tempfile::tempdir_in("target").expect("temp dir on the build disk");
     let path = dir.path().join("events.redb");
-    println!("replay benchmark: {total} events over {objects} objects, redb at {}", path.display());
-    println!("machine: {} cores, {}", std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0), cpu_model());
+    println!(
+        "replay benchmark: {total} events over {objects} objects, redb at {}",
+        path.display()
+    );
+    println!(
+        "machine: {} cores, {}",
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(0),
+        cpu_model()
+    );
 
     let store = Log::open(RedbBackend::open(&path).unwrap()).unwrap();
     let started = Instant::now();
@@ -49,9 +70,18 @@ fn main() {
         let mut txn = Transaction::default();
         for _ in 0..1000.min(total - i) {
             let e = event(i, objects);
-            let new = NewEvent::encode(&e, uuid::Uuid::from_u128(i as u128 + 1), 1_700_000_000_000 + i as i64).unwrap();
+            let new = NewEvent::encode(
+                &e,
+                uuid::Uuid::from_u128(i as u128 + 1),
+                1_700_000_000_000 + i as i64,
+            )
+            .unwrap();
             payload_bytes += new.payload.len();
-            txn.appends.push(StreamAppend { stream: e.stream(), expected: ExpectedVersion::Any, events: vec![new] });
+            txn.appends.push(StreamAppend {
+                stream: e.stream(),
+                expected: ExpectedVersion::Any,
+                events: vec![new],
+            });
             i += 1;
         }
         store.commit(txn).unwrap();
@@ -87,7 +117,10 @@ fn main() {
         n += b.len();
     }
     assert_eq!(n as u64, total);
-    println!("  batched reads of 4096 only:                       {:.3} s", started.elapsed().as_secs_f64());
+    println!(
+        "  batched reads of 4096 only:                       {:.3} s",
+        started.elapsed().as_secs_f64()
+    );
     let started = Instant::now();
     let envelopes = store.read_from(1, total as usize).unwrap();
     let read_only = started.elapsed().as_secs_f64();
@@ -99,20 +132,40 @@ fn main() {
     let fold_only = started.elapsed().as_secs_f64();
     assert_eq!(again, mesh, "two replays of one log give one state");
 
-    println!("replay from redb (read + verify + decode + evolve): {full:.3} s = {:.0} events/s", total as f64 / full);
-    println!("  the same replay again (store caches warm):        {warm:.3} s = {:.0} events/s", total as f64 / warm);
-    println!("  reading + verifying all envelopes in one call:    {read_only:.3} s = {:.0} events/s", total as f64 / read_only);
-    println!("  of which decode + evolve in the actors:           {fold_only:.3} s = {:.0} events/s", total as f64 / fold_only);
+    println!(
+        "replay from redb (read + verify + decode + evolve): {full:.3} s = {:.0} events/s",
+        total as f64 / full
+    );
+    println!(
+        "  the same replay again (store caches warm):        {warm:.3} s = {:.0} events/s",
+        total as f64 / warm
+    );
+    println!(
+        "  reading + verifying all envelopes in one call:    {read_only:.3} s = {:.0} events/s",
+        total as f64 / read_only
+    );
+    println!(
+        "  of which decode + evolve in the actors:           {fold_only:.3} s = {:.0} events/s",
+        total as f64 / fold_only
+    );
     let scaled = full * 1_000_000.0 / total as f64;
     println!(
         "target: 1M events replayed in <= {TARGET_SECONDS} s; measured {scaled:.3} s per 1M -> {}",
-        if scaled <= TARGET_SECONDS { "MET" } else { "MISSED" }
+        if scaled <= TARGET_SECONDS {
+            "MET"
+        } else {
+            "MISSED"
+        }
     );
 }
 
 fn cpu_model() -> String {
     std::fs::read_to_string("/proc/cpuinfo")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string()))
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
+        })
         .unwrap_or_else(|| "unknown cpu".into())
 }

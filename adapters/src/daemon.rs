@@ -42,13 +42,17 @@ impl DaemonConfig {
             )));
         }
         if self.max_body_bytes == 0 {
-            return Err(Error::Config("--max-body-bytes must be greater than 0".into()));
+            return Err(Error::Config(
+                "--max-body-bytes must be greater than 0".into(),
+            ));
         }
         Ok(())
     }
 
     pub fn manifests_dir(&self) -> PathBuf {
-        self.manifests_dir.clone().unwrap_or_else(|| self.data_dir.join("manifests"))
+        self.manifests_dir
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("manifests"))
     }
 }
 
@@ -71,11 +75,19 @@ pub fn run(config: DaemonConfig) -> Result<(), Error> {
     result
 }
 
-async fn serve(config: DaemonConfig, store: Arc<dyn events::EventStore>, manifests: ManifestDir) -> Result<(), Error> {
+async fn serve(
+    config: DaemonConfig,
+    store: Arc<dyn events::EventStore>,
+    manifests: ManifestDir,
+) -> Result<(), Error> {
     let metrics = Arc::new(Metrics::default());
     let dispatcher = Dispatcher::start(store, metrics.clone())?;
     let manifests = Arc::new(Mutex::new(manifests));
-    let projector = actix_rt::spawn(project_forever(dispatcher.clone(), manifests.clone(), metrics.clone()));
+    let projector = actix_rt::spawn(project_forever(
+        dispatcher.clone(),
+        manifests.clone(),
+        metrics.clone(),
+    ));
 
     let state = web::Data::new(ApiState {
         dispatcher: dispatcher.clone(),
@@ -110,7 +122,10 @@ async fn serve(config: DaemonConfig, store: Arc<dyn events::EventStore>, manifes
 /// Wait for SIGTERM or SIGINT; returns the signal's name.
 async fn shutdown_signal() -> &'static str {
     use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
         tracing::error!("cannot install signal handlers; stop the daemon with SIGKILL");
         return std::future::pending().await;
     };
@@ -121,7 +136,11 @@ async fn shutdown_signal() -> &'static str {
 }
 
 /// Re-project whenever delivery advances; bursts of events coalesce into one pass.
-async fn project_forever(dispatcher: Dispatcher, manifests: Arc<Mutex<ManifestDir>>, metrics: Arc<Metrics>) {
+async fn project_forever(
+    dispatcher: Dispatcher,
+    manifests: Arc<Mutex<ManifestDir>>,
+    metrics: Arc<Metrics>,
+) {
     let mut delivered = dispatcher.watch_delivered();
     loop {
         delivered.borrow_and_update();
@@ -133,7 +152,11 @@ async fn project_forever(dispatcher: Dispatcher, manifests: Arc<Mutex<ManifestDi
     }
 }
 
-async fn project_once(dispatcher: &Dispatcher, manifests: &Arc<Mutex<ManifestDir>>, metrics: &Arc<Metrics>) {
+async fn project_once(
+    dispatcher: &Dispatcher,
+    manifests: &Arc<Mutex<ManifestDir>>,
+    metrics: &Arc<Metrics>,
+) {
     let mesh = match dispatcher.mesh().await {
         Ok(mesh) => mesh,
         Err(e) => {
@@ -150,17 +173,28 @@ async fn project_once(dispatcher: &Dispatcher, manifests: &Arc<Mutex<ManifestDir
         for (r, why) in &desired.errors {
             tracing::error!(object = %r, error = %why, "cannot project object");
         }
-        metrics_for_sync.desired_objects.store(desired.kube.len() as u64, Ordering::Relaxed);
+        metrics_for_sync
+            .desired_objects
+            .store(desired.kube.len() as u64, Ordering::Relaxed);
         manifests.lock().expect("manifest dir lock").sync(&desired)
     })
     .await;
     match outcome {
         Ok(Ok(report)) => {
             metrics.projected.store(position, Ordering::Relaxed);
-            metrics.manifest_writes.fetch_add(report.written as u64, Ordering::Relaxed);
-            metrics.manifest_deletes.fetch_add(report.removed as u64, Ordering::Relaxed);
+            metrics
+                .manifest_writes
+                .fetch_add(report.written as u64, Ordering::Relaxed);
+            metrics
+                .manifest_deletes
+                .fetch_add(report.removed as u64, Ordering::Relaxed);
             if report.written + report.removed > 0 {
-                tracing::info!(position, written = report.written, removed = report.removed, "projected to the manifest directory");
+                tracing::info!(
+                    position,
+                    written = report.written,
+                    removed = report.removed,
+                    "projected to the manifest directory"
+                );
             }
         }
         Ok(Err(e)) => {

@@ -22,6 +22,9 @@ pub enum Error {
 
 impl Error {
     pub fn io(path: impl Into<std::path::PathBuf>, source: std::io::Error) -> Self {
-        Error::Io { path: path.into(), source }
+        Error::Io {
+            path: path.into(),
+            source,
+        }
     }
 }

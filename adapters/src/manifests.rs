@@ -103,8 +103,13 @@ impl ManifestDir {
 
 /// The file an object lives in.
 pub fn path_of(root: &Path, r: &ObjectRef) -> PathBuf {
-    let dir = if r.namespace.is_empty() { CLUSTER_DIR } else { r.namespace.as_str() };
-    root.join(dir).join(format!("{}.{}.yaml", r.kind.to_ascii_lowercase(), r.name))
+    let dir = if r.namespace.is_empty() {
+        CLUSTER_DIR
+    } else {
+        r.namespace.as_str()
+    };
+    root.join(dir)
+        .join(format!("{}.{}.yaml", r.kind.to_ascii_lowercase(), r.name))
 }
 
 fn render(object: &Value) -> Result<String, Error> {
@@ -121,7 +126,11 @@ fn owned_object(content: &str) -> Option<ObjectRef> {
     Some(ObjectRef {
         api_version: value.get("apiVersion")?.as_str()?.to_string(),
         kind: value.get("kind")?.as_str()?.to_string(),
-        namespace: metadata.get("namespace").and_then(Value::as_str).unwrap_or("").to_string(),
+        namespace: metadata
+            .get("namespace")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string(),
         name: metadata.get("name")?.as_str()?.to_string(),
     })
 }
@@ -148,7 +157,7 @@ fn read_dir_sorted(dir: &Path) -> Result<Vec<PathBuf>, Error> {
 mod tests {
     use super::*;
     use actors::resource::{ResourceCommand, ResourceManifest};
-    use actors::{Ctx, Meta, Mesh, MeshCommand};
+    use actors::{Ctx, Mesh, MeshCommand, Meta};
     use serde_json::json;
     use std::time::SystemTime;
 
@@ -156,9 +165,21 @@ mod tests {
         let mut mesh = Mesh::default();
         for (i, doc) in docs.iter().enumerate() {
             let m = ResourceManifest::from_value(doc).unwrap();
-            let d = mesh.decide(MeshCommand::Resource(ResourceCommand::Apply(m)), &mut Ctx::new(0, 0)).unwrap();
+            let d = mesh
+                .decide(
+                    MeshCommand::Resource(ResourceCommand::Apply(m)),
+                    &mut Ctx::new(0, 0),
+                )
+                .unwrap();
             for e in &d.events {
-                mesh.evolve(e.clone(), &Meta { position: i as u64 + 1, stream_version: 1, recorded_at_ms: 0 });
+                mesh.evolve(
+                    e.clone(),
+                    &Meta {
+                        position: i as u64 + 1,
+                        stream_version: 1,
+                        recorded_at_ms: 0,
+                    },
+                );
             }
         }
         projections::desired(&mesh)
@@ -178,26 +199,61 @@ mod tests {
         let root = tmp.path();
         let foreign = root.join("shop").join("configmap.hand-written.yaml");
         std::fs::create_dir_all(foreign.parent().unwrap()).unwrap();
-        std::fs::write(&foreign, "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: hand-written\n").unwrap();
+        std::fs::write(
+            &foreign,
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: hand-written\n",
+        )
+        .unwrap();
 
         let mut dir = ManifestDir::open(root).unwrap();
-        let report = dir.sync(&desired_of(&[cm("a", "1"), cm("b", "1")])).unwrap();
-        assert_eq!(report, SyncReport { written: 2, removed: 0, unchanged: 0 });
+        let report = dir
+            .sync(&desired_of(&[cm("a", "1"), cm("b", "1")]))
+            .unwrap();
+        assert_eq!(
+            report,
+            SyncReport {
+                written: 2,
+                removed: 0,
+                unchanged: 0
+            }
+        );
         let a = root.join("shop").join("configmap.a.yaml");
         let content = std::fs::read_to_string(&a).unwrap();
-        assert!(content.contains("app.kubernetes.io/managed-by: meshplane"), "{content}");
+        assert!(
+            content.contains("app.kubernetes.io/managed-by: meshplane"),
+            "{content}"
+        );
         let a_written = mtime(&a);
 
         // Reopen (a restart): nothing is rewritten when nothing changed.
         let mut dir = ManifestDir::open(root).unwrap();
-        let report = dir.sync(&desired_of(&[cm("a", "1"), cm("b", "2")])).unwrap();
-        assert_eq!(report, SyncReport { written: 1, removed: 0, unchanged: 1 });
+        let report = dir
+            .sync(&desired_of(&[cm("a", "1"), cm("b", "2")]))
+            .unwrap();
+        assert_eq!(
+            report,
+            SyncReport {
+                written: 1,
+                removed: 0,
+                unchanged: 1
+            }
+        );
         assert_eq!(mtime(&a), a_written);
 
         let report = dir.sync(&desired_of(&[cm("b", "2")])).unwrap();
-        assert_eq!(report, SyncReport { written: 0, removed: 1, unchanged: 1 });
+        assert_eq!(
+            report,
+            SyncReport {
+                written: 0,
+                removed: 1,
+                unchanged: 1
+            }
+        );
         assert!(!a.exists());
-        assert!(foreign.exists(), "files meshplane does not own are never removed");
+        assert!(
+            foreign.exists(),
+            "files meshplane does not own are never removed"
+        );
 
         dir.sync(&Desired::default()).unwrap();
         assert!(foreign.exists());
@@ -208,7 +264,14 @@ mod tests {
     fn cluster_scoped_objects_go_to_the_cluster_dir() {
         let tmp = tempfile::tempdir().unwrap();
         let mut dir = ManifestDir::open(tmp.path()).unwrap();
-        dir.sync(&desired_of(&[json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop"}})])).unwrap();
-        assert!(tmp.path().join("_cluster").join("namespace.shop.yaml").exists());
+        dir.sync(&desired_of(&[
+            json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop"}}),
+        ]))
+        .unwrap();
+        assert!(tmp
+            .path()
+            .join("_cluster")
+            .join("namespace.shop.yaml")
+            .exists());
     }
 }

@@ -22,33 +22,98 @@ pub struct Metrics {
 
 impl Metrics {
     pub fn command(&self, outcome: &'static str) {
-        *self.commands.lock().expect("metrics lock").entry(outcome).or_default() += 1;
+        *self
+            .commands
+            .lock()
+            .expect("metrics lock")
+            .entry(outcome)
+            .or_default() += 1;
     }
 
     pub fn request(&self, method: &str, status: u16) {
-        *self.requests.lock().expect("metrics lock").entry((method.to_string(), status)).or_default() += 1;
+        *self
+            .requests
+            .lock()
+            .expect("metrics lock")
+            .entry((method.to_string(), status))
+            .or_default() += 1;
     }
 
     pub fn render(&self) -> String {
         let mut out = String::new();
         let gauge = |out: &mut String, name: &str, help: &str, kind: &str, v: &AtomicU64| {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {}", v.load(Ordering::Relaxed));
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {}",
+                v.load(Ordering::Relaxed)
+            );
         };
-        gauge(&mut out, "meshplane_log_head_position", "Last durable position of the event log.", "gauge", &self.log_head);
-        gauge(&mut out, "meshplane_delivered_position", "Last log position folded into the actors.", "gauge", &self.delivered);
-        gauge(&mut out, "meshplane_projected_position", "Last log position whose desired objects were written out.", "gauge", &self.projected);
-        gauge(&mut out, "meshplane_desired_objects", "Desired Kubernetes objects at the projected position.", "gauge", &self.desired_objects);
-        gauge(&mut out, "meshplane_manifest_writes_total", "Manifest files written because their content changed.", "counter", &self.manifest_writes);
-        gauge(&mut out, "meshplane_manifest_deletes_total", "Manifest files removed because their object is no longer desired.", "counter", &self.manifest_deletes);
-        gauge(&mut out, "meshplane_projection_errors_total", "Projection runs that failed.", "counter", &self.projection_errors);
-        gauge(&mut out, "meshplane_conflict_retries_total", "Commands re-decided after an optimistic-concurrency conflict.", "counter", &self.conflict_retries);
+        gauge(
+            &mut out,
+            "meshplane_log_head_position",
+            "Last durable position of the event log.",
+            "gauge",
+            &self.log_head,
+        );
+        gauge(
+            &mut out,
+            "meshplane_delivered_position",
+            "Last log position folded into the actors.",
+            "gauge",
+            &self.delivered,
+        );
+        gauge(
+            &mut out,
+            "meshplane_projected_position",
+            "Last log position whose desired objects were written out.",
+            "gauge",
+            &self.projected,
+        );
+        gauge(
+            &mut out,
+            "meshplane_desired_objects",
+            "Desired Kubernetes objects at the projected position.",
+            "gauge",
+            &self.desired_objects,
+        );
+        gauge(
+            &mut out,
+            "meshplane_manifest_writes_total",
+            "Manifest files written because their content changed.",
+            "counter",
+            &self.manifest_writes,
+        );
+        gauge(
+            &mut out,
+            "meshplane_manifest_deletes_total",
+            "Manifest files removed because their object is no longer desired.",
+            "counter",
+            &self.manifest_deletes,
+        );
+        gauge(
+            &mut out,
+            "meshplane_projection_errors_total",
+            "Projection runs that failed.",
+            "counter",
+            &self.projection_errors,
+        );
+        gauge(
+            &mut out,
+            "meshplane_conflict_retries_total",
+            "Commands re-decided after an optimistic-concurrency conflict.",
+            "counter",
+            &self.conflict_retries,
+        );
         let _ = writeln!(out, "# HELP meshplane_commands_total Commands handled, by outcome.\n# TYPE meshplane_commands_total counter");
         for (outcome, n) in self.commands.lock().expect("metrics lock").iter() {
             let _ = writeln!(out, "meshplane_commands_total{{outcome=\"{outcome}\"}} {n}");
         }
         let _ = writeln!(out, "# HELP meshplane_http_requests_total HTTP requests, by method and status.\n# TYPE meshplane_http_requests_total counter");
         for ((method, status), n) in self.requests.lock().expect("metrics lock").iter() {
-            let _ = writeln!(out, "meshplane_http_requests_total{{method=\"{method}\",code=\"{status}\"}} {n}");
+            let _ = writeln!(
+                out,
+                "meshplane_http_requests_total{{method=\"{method}\",code=\"{status}\"}} {n}"
+            );
         }
         out
     }

@@ -66,10 +66,14 @@ pub fn open_store(data_dir: &Path, kind: StoreKind) -> Result<Arc<dyn EventStore
 
 #[cfg(feature = "sled")]
 fn open_sled(path: &Path) -> Result<Arc<dyn EventStore>, Error> {
-    Ok(Arc::new(Log::open(events::backend::sled::SledBackend::open(path)?)?))
+    Ok(Arc::new(Log::open(
+        events::backend::sled::SledBackend::open(path)?,
+    )?))
 }
 
 #[cfg(not(feature = "sled"))]
 fn open_sled(_path: &Path) -> Result<Arc<dyn EventStore>, Error> {
-    Err(Error::Config("this build has no sled support (build with feature `sled`)".into()))
+    Err(Error::Config(
+        "this build has no sled support (build with feature `sled`)".into(),
+    ))
 }

@@ -26,7 +26,10 @@ pub struct Desired {
 impl Desired {
     /// Kubernetes objects as JSON, keyed by identity: the form adapters compare and write.
     pub fn kube_values(&self) -> BTreeMap<ObjectRef, Value> {
-        self.kube.iter().map(|(k, o)| (k.clone(), o.to_value())).collect()
+        self.kube
+            .iter()
+            .map(|(k, o)| (k.clone(), o.to_value()))
+            .collect()
     }
 
     /// Hex SHA-256 over every desired object and key, in key order.
@@ -65,7 +68,10 @@ pub fn desired(mesh: &Mesh) -> Desired {
             namespace: key.namespace.clone(),
             name: key.name.clone(),
         };
-        let etcd_key = format!("{ETCD_RESOURCE_PREFIX}{}/{}/{}", key.kind, key.namespace, key.name);
+        let etcd_key = format!(
+            "{ETCD_RESOURCE_PREFIX}{}/{}/{}",
+            key.kind, key.namespace, key.name
+        );
         out.etcd.insert(etcd_key, object.to_string());
         // Ownership is marked on the Kubernetes object only: it is what the cluster adapter and
         // the manifest directory use to decide what they may delete.
@@ -84,16 +90,28 @@ pub fn desired(mesh: &Mesh) -> Desired {
 mod tests {
     use super::*;
     use actors::resource::{ResourceCommand, ResourceManifest};
-    use actors::{Ctx, Meta, MeshCommand};
+    use actors::{Ctx, MeshCommand, Meta};
     use serde_json::json;
 
     fn mesh_with(docs: &[Value]) -> Mesh {
         let mut mesh = Mesh::default();
         for (i, doc) in docs.iter().enumerate() {
             let m = ResourceManifest::from_value(doc).unwrap();
-            let d = mesh.decide(MeshCommand::Resource(ResourceCommand::Apply(m)), &mut Ctx::new(0, 0)).unwrap();
+            let d = mesh
+                .decide(
+                    MeshCommand::Resource(ResourceCommand::Apply(m)),
+                    &mut Ctx::new(0, 0),
+                )
+                .unwrap();
             for e in &d.events {
-                mesh.evolve(e.clone(), &Meta { position: i as u64 + 1, stream_version: 1, recorded_at_ms: 0 });
+                mesh.evolve(
+                    e.clone(),
+                    &Meta {
+                        position: i as u64 + 1,
+                        stream_version: 1,
+                        recorded_at_ms: 0,
+                    },
+                );
             }
         }
         mesh
@@ -115,18 +133,29 @@ mod tests {
         });
         let cm = cm.unwrap();
         let labels = cm.metadata.labels.unwrap();
-        assert_eq!(labels.get(MANAGED_BY_LABEL).map(String::as_str), Some(MANAGER));
+        assert_eq!(
+            labels.get(MANAGED_BY_LABEL).map(String::as_str),
+            Some(MANAGER)
+        );
         assert_eq!(labels.get("app").map(String::as_str), Some("x"));
         assert_eq!(cm.data.unwrap().get("k").map(String::as_str), Some("v"));
         assert_eq!(d.etcd.len(), 2);
-        assert!(d.etcd.contains_key("/meshplane/resources/ConfigMap/default/c"));
+        assert!(d
+            .etcd
+            .contains_key("/meshplane/resources/ConfigMap/default/c"));
     }
 
     #[test]
     fn digest_is_stable_and_content_sensitive() {
         let a = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "data": {"k": "v"}});
         let b = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "data": {"k": "w"}});
-        assert_eq!(desired(&mesh_with(&[a.clone()])).digest(), desired(&mesh_with(&[a])).digest());
-        assert_ne!(desired(&mesh_with(&[b])).digest(), desired(&Mesh::default()).digest());
+        assert_eq!(
+            desired(&mesh_with(std::slice::from_ref(&a))).digest(),
+            desired(&mesh_with(&[a])).digest()
+        );
+        assert_ne!(
+            desired(&mesh_with(&[b])).digest(),
+            desired(&Mesh::default()).digest()
+        );
     }
 }

@@ -36,7 +36,10 @@ impl<K: std::fmt::Display, V> std::fmt::Display for Plan<K, V> {
 }
 
 /// Compare desired with observed. Objects equal in both need nothing.
-pub fn plan<K: Ord + Clone, V: PartialEq + Clone>(desired: &BTreeMap<K, V>, observed: &BTreeMap<K, V>) -> Plan<K, V> {
+pub fn plan<K: Ord + Clone, V: PartialEq + Clone>(
+    desired: &BTreeMap<K, V>,
+    observed: &BTreeMap<K, V>,
+) -> Plan<K, V> {
     let mut creates = Vec::new();
     let mut updates = Vec::new();
     for (k, want) in desired {
@@ -46,8 +49,16 @@ pub fn plan<K: Ord + Clone, V: PartialEq + Clone>(desired: &BTreeMap<K, V>, obse
             Some(_) => {}
         }
     }
-    let deletes = observed.keys().filter(|k| !desired.contains_key(*k)).cloned().collect();
-    Plan { creates, updates, deletes }
+    let deletes = observed
+        .keys()
+        .filter(|k| !desired.contains_key(*k))
+        .cloned()
+        .collect();
+    Plan {
+        creates,
+        updates,
+        deletes,
+    }
 }
 
 #[cfg(test)]

@@ -4,16 +4,41 @@
 
 use std::process::Command;
 
-const FORBIDDEN: &[&str] = &["tokio", "actix", "actix-rt", "actix-web", "kube", "kube-client", "etcd-client", "redb", "sled"];
+const FORBIDDEN: &[&str] = &[
+    "tokio",
+    "actix",
+    "actix-rt",
+    "actix-web",
+    "kube",
+    "kube-client",
+    "etcd-client",
+    "redb",
+    "sled",
+];
 
 fn normal_dependencies(package: &str) -> Vec<String> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let out = Command::new(cargo)
-        .args(["tree", "--offline", "-p", package, "-e", "normal", "--prefix", "none", "--format", "{p}"])
+        .args([
+            "tree",
+            "--offline",
+            "-p",
+            package,
+            "-e",
+            "normal",
+            "--prefix",
+            "none",
+            "--format",
+            "{p}",
+        ])
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .output()
         .expect("cargo tree runs");
-    assert!(out.status.success(), "cargo tree failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "cargo tree failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8(out.stdout)
         .unwrap()
         .lines()
@@ -25,9 +50,18 @@ fn normal_dependencies(package: &str) -> Vec<String> {
 fn pure_crates_do_not_depend_on_io_runtimes_or_storage() {
     for package in ["actors", "projections", "simulations"] {
         let deps = normal_dependencies(package);
-        assert!(deps.iter().any(|d| d == "events"), "{package}: cargo tree output looks wrong: {deps:?}");
-        let bad: Vec<&String> = deps.iter().filter(|d| FORBIDDEN.contains(&d.as_str())).collect();
-        assert!(bad.is_empty(), "{package} depends on {bad:?}, which the pure crates must not use");
+        assert!(
+            deps.iter().any(|d| d == "events"),
+            "{package}: cargo tree output looks wrong: {deps:?}"
+        );
+        let bad: Vec<&String> = deps
+            .iter()
+            .filter(|d| FORBIDDEN.contains(&d.as_str()))
+            .collect();
+        assert!(
+            bad.is_empty(),
+            "{package} depends on {bad:?}, which the pure crates must not use"
+        );
     }
 }
 
@@ -36,6 +70,9 @@ fn the_check_would_notice_a_forbidden_dependency() {
     // adapters legitimately uses tokio, actix and redb: the same query must see them.
     let deps = normal_dependencies("adapters");
     for expected in ["tokio", "actix", "redb"] {
-        assert!(deps.iter().any(|d| d == expected), "adapters should show {expected}: {deps:?}");
+        assert!(
+            deps.iter().any(|d| d == expected),
+            "adapters should show {expected}: {deps:?}"
+        );
     }
 }

@@ -33,7 +33,9 @@ impl KindSpec {
     /// Whether `name` (case-insensitive) refers to this kind.
     pub fn matches(&self, name: &str) -> bool {
         let name = name.to_ascii_lowercase();
-        name == self.kind.to_ascii_lowercase() || name == self.plural || self.aliases.contains(&name.as_str())
+        name == self.kind.to_ascii_lowercase()
+            || name == self.plural
+            || self.aliases.contains(&name.as_str())
     }
 }
 
@@ -97,10 +99,15 @@ pub fn known_kinds() -> String {
 fn typed<T: DeserializeOwned + Serialize>(object: &Value) -> Result<(), Rejection> {
     let parsed: T = serde_path_to_error::deserialize(object).map_err(|e| {
         let path = e.path().to_string();
-        let field = if path == "." { "(object)".to_string() } else { path };
+        let field = if path == "." {
+            "(object)".to_string()
+        } else {
+            path
+        };
         Rejection::invalid(field, e.into_inner().to_string())
     })?;
-    let round_trip = serde_json::to_value(&parsed).map_err(|e| Rejection::invalid("(object)", e.to_string()))?;
+    let round_trip =
+        serde_json::to_value(&parsed).map_err(|e| Rejection::invalid("(object)", e.to_string()))?;
     match first_unknown_field(object, &round_trip, "") {
         Some(path) => Err(Rejection::invalid(path, "unknown field")),
         None => Ok(()),
@@ -113,7 +120,11 @@ fn first_unknown_field(input: &Value, typed: &Value, path: &str) -> Option<Strin
     match (input, typed) {
         (Value::Object(fields), Value::Object(known)) => {
             for (key, value) in fields {
-                let here = if path.is_empty() { key.clone() } else { format!("{path}.{key}") };
+                let here = if path.is_empty() {
+                    key.clone()
+                } else {
+                    format!("{path}.{key}")
+                };
                 match known.get(key) {
                     Some(t) => {
                         if let Some(p) = first_unknown_field(value, t, &here) {
@@ -166,7 +177,10 @@ mod tests {
         let deploy = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d"},
             "spec": {"selector": {}, "template": {"spec": {"containers": [{"name": "c", "imagee": "x"}]}}}});
         let err = find("Deployment").unwrap().validate(&deploy).unwrap_err();
-        assert_eq!(err.field.as_deref(), Some("spec.template.spec.containers[0].imagee"));
+        assert_eq!(
+            err.field.as_deref(),
+            Some("spec.template.spec.containers[0].imagee")
+        );
     }
 
     #[test]

@@ -31,28 +31,58 @@ impl ResourceManifest {
     /// Validate a document. Every error names the field: `kind`, `metadata.name`,
     /// `metadata.labels.app`, `spec.ports[0].port`, ...
     pub fn from_value(document: &Value) -> Result<Self, Rejection> {
-        let object = document
-            .as_object()
-            .ok_or_else(|| Rejection::invalid("(document)", format!("expected a mapping, found {}", type_name(document))))?;
+        let object = document.as_object().ok_or_else(|| {
+            Rejection::invalid(
+                "(document)",
+                format!("expected a mapping, found {}", type_name(document)),
+            )
+        })?;
         let api_version = required_string(object, "apiVersion")?;
         let kind_name = required_string(object, "kind")?;
-        let spec = kinds::find(kind_name).filter(|k| k.kind == kind_name).ok_or_else(|| {
-            Rejection::invalid("kind", format!("unknown kind `{kind_name}` (known kinds: {})", kinds::known_kinds()))
-        })?;
+        let spec = kinds::find(kind_name)
+            .filter(|k| k.kind == kind_name)
+            .ok_or_else(|| {
+                Rejection::invalid(
+                    "kind",
+                    format!(
+                        "unknown kind `{kind_name}` (known kinds: {})",
+                        kinds::known_kinds()
+                    ),
+                )
+            })?;
         if !spec.api_versions.contains(&api_version) {
             return Err(Rejection::invalid(
                 "apiVersion",
-                format!("`{api_version}` is not served for {} (use {})", spec.kind, spec.api_versions.join(" or ")),
+                format!(
+                    "`{api_version}` is not served for {} (use {})",
+                    spec.kind,
+                    spec.api_versions.join(" or ")
+                ),
             ));
         }
         let metadata = match object.get("metadata") {
             Some(Value::Object(m)) => m,
-            Some(other) => return Err(Rejection::invalid("metadata", format!("expected a mapping, found {}", type_name(other)))),
-            None => return Err(Rejection::invalid("metadata", "missing (an object needs metadata.name)")),
+            Some(other) => {
+                return Err(Rejection::invalid(
+                    "metadata",
+                    format!("expected a mapping, found {}", type_name(other)),
+                ))
+            }
+            None => {
+                return Err(Rejection::invalid(
+                    "metadata",
+                    "missing (an object needs metadata.name)",
+                ))
+            }
         };
         let name = match metadata.get("name") {
             Some(Value::String(s)) => s.as_str(),
-            Some(other) => return Err(Rejection::invalid("metadata.name", format!("expected a string, found {}", type_name(other)))),
+            Some(other) => {
+                return Err(Rejection::invalid(
+                    "metadata.name",
+                    format!("expected a string, found {}", type_name(other)),
+                ))
+            }
             None => return Err(Rejection::invalid("metadata.name", "missing")),
         };
         validate_name("metadata.name", name)?;
@@ -105,9 +135,15 @@ fn namespace_of(spec: &KindSpec, metadata: &Map<String, Value>) -> Result<String
             validate_label_value_shape("metadata.namespace", ns, false)?;
             Ok(ns.clone())
         }
-        (true, Some(other)) => Err(Rejection::invalid("metadata.namespace", format!("expected a string, found {}", type_name(other)))),
+        (true, Some(other)) => Err(Rejection::invalid(
+            "metadata.namespace",
+            format!("expected a string, found {}", type_name(other)),
+        )),
         (false, None) | (false, Some(Value::Null)) => Ok(String::new()),
-        (false, Some(_)) => Err(Rejection::invalid("metadata.namespace", format!("{} is cluster-scoped and takes no namespace", spec.kind))),
+        (false, Some(_)) => Err(Rejection::invalid(
+            "metadata.namespace",
+            format!("{} is cluster-scoped and takes no namespace", spec.kind),
+        )),
     }
 }
 
@@ -115,12 +151,18 @@ fn required_string<'a>(object: &'a Map<String, Value>, field: &str) -> Result<&'
     match object.get(field) {
         Some(Value::String(s)) if !s.is_empty() => Ok(s),
         Some(Value::String(_)) => Err(Rejection::invalid(field, "must not be empty")),
-        Some(other) => Err(Rejection::invalid(field, format!("expected a string, found {}", type_name(other)))),
+        Some(other) => Err(Rejection::invalid(
+            field,
+            format!("expected a string, found {}", type_name(other)),
+        )),
         None => Err(Rejection::invalid(field, "missing")),
     }
 }
 
-fn string_map(metadata: &Map<String, Value>, field: &str) -> Result<BTreeMap<String, String>, Rejection> {
+fn string_map(
+    metadata: &Map<String, Value>,
+    field: &str,
+) -> Result<BTreeMap<String, String>, Rejection> {
     let path = format!("metadata.{field}");
     match metadata.get(field) {
         None | Some(Value::Null) => Ok(BTreeMap::new()),
@@ -128,10 +170,16 @@ fn string_map(metadata: &Map<String, Value>, field: &str) -> Result<BTreeMap<Str
             .iter()
             .map(|(k, v)| match v {
                 Value::String(s) => Ok((k.clone(), s.clone())),
-                other => Err(Rejection::invalid(format!("{path}.{k}"), format!("expected a string, found {}", type_name(other)))),
+                other => Err(Rejection::invalid(
+                    format!("{path}.{k}"),
+                    format!("expected a string, found {}", type_name(other)),
+                )),
             })
             .collect(),
-        Some(other) => Err(Rejection::invalid(path, format!("expected a mapping, found {}", type_name(other)))),
+        Some(other) => Err(Rejection::invalid(
+            path,
+            format!("expected a mapping, found {}", type_name(other)),
+        )),
     }
 }
 
@@ -141,11 +189,16 @@ pub fn validate_name(field: &str, name: &str) -> Result<(), Rejection> {
         return Err(Rejection::invalid(field, "must not be empty"));
     }
     if name.len() > 253 {
-        return Err(Rejection::invalid(field, format!("`{name}` is longer than 253 characters")));
+        return Err(Rejection::invalid(
+            field,
+            format!("`{name}` is longer than 253 characters"),
+        ));
     }
     let ok = name.split('.').all(|part| {
         !part.is_empty()
-            && part.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            && part
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
             && !part.starts_with('-')
             && !part.ends_with('-')
     });
@@ -164,7 +217,12 @@ fn validate_label_key(field: &str, key: &str) -> Result<(), Rejection> {
         None => (None, key),
     };
     if let Some(prefix) = prefix {
-        validate_name(field, prefix).map_err(|_| Rejection::invalid(field, format!("key prefix `{prefix}` is not a DNS subdomain")))?;
+        validate_name(field, prefix).map_err(|_| {
+            Rejection::invalid(
+                field,
+                format!("key prefix `{prefix}` is not a DNS subdomain"),
+            )
+        })?;
     }
     validate_label_value_shape(field, name, false)
 }
@@ -176,11 +234,17 @@ fn validate_label_value(field: &str, value: &str) -> Result<(), Rejection> {
 /// Label names and values: at most 63 of [A-Za-z0-9-_.], alphanumeric at both ends.
 fn validate_label_value_shape(field: &str, value: &str, empty_ok: bool) -> Result<(), Rejection> {
     if value.is_empty() {
-        return if empty_ok { Ok(()) } else { Err(Rejection::invalid(field, "must not be empty")) };
+        return if empty_ok {
+            Ok(())
+        } else {
+            Err(Rejection::invalid(field, "must not be empty"))
+        };
     }
     let bytes = value.as_bytes();
     let valid = value.len() <= 63
-        && bytes.iter().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
         && bytes[0].is_ascii_alphanumeric()
         && bytes[bytes.len() - 1].is_ascii_alphanumeric();
     if valid {
@@ -210,7 +274,10 @@ mod tests {
     use serde_json::json;
 
     fn field_of(doc: Value) -> String {
-        ResourceManifest::from_value(&doc).unwrap_err().field.unwrap()
+        ResourceManifest::from_value(&doc)
+            .unwrap_err()
+            .field
+            .unwrap()
     }
 
     #[test]
@@ -220,23 +287,69 @@ mod tests {
             "data": {"b": "2", "a": "1"}, "status": {"ignored": true}}))
         .unwrap();
         assert_eq!(m.key, ResourceKey::new("ConfigMap", "default", "web"));
-        assert_eq!(m.body, r#"{"data":{"a":"1","b":"2"}}"#, "canonical: sorted keys, no status");
+        assert_eq!(
+            m.body, r#"{"data":{"a":"1","b":"2"}}"#,
+            "canonical: sorted keys, no status"
+        );
         assert_eq!(m.labels.get("app").map(String::as_str), Some("web"));
     }
 
     #[test]
     fn every_error_names_its_field() {
-        assert_eq!(field_of(json!({"kind": "ConfigMap", "metadata": {"name": "a"}})), "apiVersion");
-        assert_eq!(field_of(json!({"apiVersion": "v1", "kind": "Widget", "metadata": {"name": "a"}})), "kind");
-        assert_eq!(field_of(json!({"apiVersion": "v2", "kind": "ConfigMap", "metadata": {"name": "a"}})), "apiVersion");
-        assert_eq!(field_of(json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {}})), "metadata.name");
-        assert_eq!(field_of(json!({"apiVersion": "v1", "kind": "ConfigMap"})), "metadata");
-        assert_eq!(field_of(json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": 5}})), "metadata.name");
-        assert_eq!(field_of(json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "Bad_Name"}})), "metadata.name");
-        assert_eq!(field_of(json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a", "labels": {"app": 3}}})), "metadata.labels.app");
-        assert_eq!(field_of(json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a", "labels": {"app": "-x"}}})), "metadata.labels.app");
-        assert_eq!(field_of(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "a", "namespace": "b"}})), "metadata.namespace");
-        assert_eq!(field_of(json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a"}, "data": {"k": 1}})), "data.k");
+        assert_eq!(
+            field_of(json!({"kind": "ConfigMap", "metadata": {"name": "a"}})),
+            "apiVersion"
+        );
+        assert_eq!(
+            field_of(json!({"apiVersion": "v1", "kind": "Widget", "metadata": {"name": "a"}})),
+            "kind"
+        );
+        assert_eq!(
+            field_of(json!({"apiVersion": "v2", "kind": "ConfigMap", "metadata": {"name": "a"}})),
+            "apiVersion"
+        );
+        assert_eq!(
+            field_of(json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {}})),
+            "metadata.name"
+        );
+        assert_eq!(
+            field_of(json!({"apiVersion": "v1", "kind": "ConfigMap"})),
+            "metadata"
+        );
+        assert_eq!(
+            field_of(json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": 5}})),
+            "metadata.name"
+        );
+        assert_eq!(
+            field_of(
+                json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "Bad_Name"}})
+            ),
+            "metadata.name"
+        );
+        assert_eq!(
+            field_of(
+                json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a", "labels": {"app": 3}}})
+            ),
+            "metadata.labels.app"
+        );
+        assert_eq!(
+            field_of(
+                json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a", "labels": {"app": "-x"}}})
+            ),
+            "metadata.labels.app"
+        );
+        assert_eq!(
+            field_of(
+                json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "a", "namespace": "b"}})
+            ),
+            "metadata.namespace"
+        );
+        assert_eq!(
+            field_of(
+                json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a"}, "data": {"k": 1}})
+            ),
+            "data.k"
+        );
         assert_eq!(field_of(json!(["not", "a", "mapping"])), "(document)");
     }
 }

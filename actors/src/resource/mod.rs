@@ -46,10 +46,16 @@ impl StoredResource {
             metadata.insert("namespace".into(), key.namespace.clone().into());
         }
         if !self.labels.is_empty() {
-            metadata.insert("labels".into(), serde_json::to_value(&self.labels).unwrap_or_default());
+            metadata.insert(
+                "labels".into(),
+                serde_json::to_value(&self.labels).unwrap_or_default(),
+            );
         }
         if !self.annotations.is_empty() {
-            metadata.insert("annotations".into(), serde_json::to_value(&self.annotations).unwrap_or_default());
+            metadata.insert(
+                "annotations".into(),
+                serde_json::to_value(&self.annotations).unwrap_or_default(),
+            );
         }
         object.insert("apiVersion".into(), self.api_version.clone().into());
         object.insert("kind".into(), key.kind.clone().into());
@@ -58,7 +64,10 @@ impl StoredResource {
     }
 
     fn same_content(&self, m: &ResourceManifest) -> bool {
-        self.api_version == m.api_version && self.labels == m.labels && self.annotations == m.annotations && self.body == m.body
+        self.api_version == m.api_version
+            && self.labels == m.labels
+            && self.annotations == m.annotations
+            && self.body == m.body
     }
 }
 
@@ -76,14 +85,22 @@ impl ResourceState {
     }
 
     /// Resources of one kind, optionally in one namespace, in key order.
-    pub fn list<'a>(&'a self, kind: &'a str, namespace: Option<&'a str>) -> impl Iterator<Item = (&'a ResourceKey, &'a StoredResource)> + 'a {
+    pub fn list<'a>(
+        &'a self,
+        kind: &'a str,
+        namespace: Option<&'a str>,
+    ) -> impl Iterator<Item = (&'a ResourceKey, &'a StoredResource)> + 'a {
         self.resources
             .iter()
             .filter(move |(k, _)| k.kind == kind && namespace.is_none_or(|ns| k.namespace == ns))
     }
 
     fn stream_version(&self, key: &ResourceKey) -> u64 {
-        self.resources.get(key).map(|r| r.version).or_else(|| self.deleted.get(key).copied()).unwrap_or(0)
+        self.resources
+            .get(key)
+            .map(|r| r.version)
+            .or_else(|| self.deleted.get(key).copied())
+            .unwrap_or(0)
     }
 }
 
@@ -111,7 +128,11 @@ impl Decider for Resources {
     type State = ResourceState;
     type Command = ResourceCommand;
 
-    fn decide(state: &ResourceState, command: ResourceCommand, _ctx: &mut Ctx) -> Result<Decision, Rejection> {
+    fn decide(
+        state: &ResourceState,
+        command: ResourceCommand,
+        _ctx: &mut Ctx,
+    ) -> Result<Decision, Rejection> {
         match command {
             ResourceCommand::Apply(manifest) => {
                 let version = state.stream_version(&manifest.key);
@@ -125,7 +146,11 @@ impl Decider for Resources {
                         outcome: Outcome::Unchanged,
                     });
                 }
-                let outcome = if existing.is_some() { Outcome::Configured } else { Outcome::Created };
+                let outcome = if existing.is_some() {
+                    Outcome::Configured
+                } else {
+                    Outcome::Created
+                };
                 Ok(Decision {
                     stream,
                     expected: expected(version),
@@ -207,7 +232,11 @@ mod tests {
         for (i, e) in history.iter().enumerate() {
             let v = versions.entry(e.stream()).or_default();
             *v += 1;
-            let meta = Meta { position: i as u64 + 1, stream_version: *v, recorded_at_ms: 1000 * i as i64 };
+            let meta = Meta {
+                position: i as u64 + 1,
+                stream_version: *v,
+                recorded_at_ms: 1000 * i as i64,
+            };
             Resources::evolve(&mut state, e.clone(), &meta);
         }
         state
@@ -255,7 +284,11 @@ mod tests {
     fn changing_a_resource_expects_its_current_version() {
         let old = manifest(json!({"a": "1"}));
         let new = manifest(json!({"a": "2"}));
-        let d = when(&given(&[applied(&old)]), ResourceCommand::Apply(new.clone())).unwrap();
+        let d = when(
+            &given(&[applied(&old)]),
+            ResourceCommand::Apply(new.clone()),
+        )
+        .unwrap();
         assert_eq!(d.outcome, Outcome::Configured);
         assert_eq!(d.expected, ExpectedVersion::Exact(1));
         assert_eq!(d.events, vec![applied(&new)]);
@@ -263,9 +296,16 @@ mod tests {
 
     #[test]
     fn deleting_a_missing_resource_is_rejected() {
-        let err = when(&given(&[]), ResourceCommand::Delete(ResourceKey::new("ConfigMap", "shop", "web"))).unwrap_err();
+        let err = when(
+            &given(&[]),
+            ResourceCommand::Delete(ResourceKey::new("ConfigMap", "shop", "web")),
+        )
+        .unwrap_err();
         assert_eq!(err.kind, RejectionKind::NotFound);
-        assert!(err.message.contains("ConfigMap/shop/web not found"), "{err}");
+        assert!(
+            err.message.contains("ConfigMap/shop/web not found"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -275,7 +315,10 @@ mod tests {
         let state = given(&[applied(&m), deleted]);
         assert!(state.get(&m.key).is_none());
         let d = when(&state, ResourceCommand::Apply(m)).unwrap();
-        assert_eq!((d.outcome, d.expected), (Outcome::Created, ExpectedVersion::Exact(2)));
+        assert_eq!(
+            (d.outcome, d.expected),
+            (Outcome::Created, ExpectedVersion::Exact(2))
+        );
     }
 
     #[test]
@@ -284,7 +327,10 @@ mod tests {
         let b = manifest(json!({"a": "2"}));
         let state = given(&[applied(&a), applied(&b)]);
         let r = state.get(&a.key).unwrap();
-        assert_eq!((r.version, r.created_position, r.updated_position), (2, 1, 2));
+        assert_eq!(
+            (r.version, r.created_position, r.updated_position),
+            (2, 1, 2)
+        );
         assert_eq!(r.to_object(&a.key)["data"]["a"], "2");
         assert_eq!(r.to_object(&a.key)["metadata"]["namespace"], "shop");
     }

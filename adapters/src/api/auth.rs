@@ -19,7 +19,9 @@ impl Auth {
     }
 
     pub fn check(&self, req: &HttpRequest) -> Result<(), ApiError> {
-        let Some(expected) = &self.token else { return Ok(()) };
+        let Some(expected) = &self.token else {
+            return Ok(());
+        };
         let presented = req
             .headers()
             .get(AUTHORIZATION)
@@ -28,7 +30,9 @@ impl Auth {
         match presented {
             Some(t) if constant_time_eq(t.as_bytes(), expected.as_bytes()) => Ok(()),
             Some(_) => Err(ApiError::unauthorized("the bearer token is not valid")),
-            None => Err(ApiError::unauthorized("this call changes state and needs `Authorization: Bearer <token>`")),
+            None => Err(ApiError::unauthorized(
+                "this call changes state and needs `Authorization: Bearer <token>`",
+            )),
         }
     }
 }

@@ -9,7 +9,11 @@ use serde_json::Value;
 use super::error::ApiError;
 
 /// Read the whole body, refusing it as soon as it passes `limit` bytes.
-pub async fn read_limited(req: &HttpRequest, mut payload: web::Payload, limit: usize) -> Result<web::Bytes, ApiError> {
+pub async fn read_limited(
+    req: &HttpRequest,
+    mut payload: web::Payload,
+    limit: usize,
+) -> Result<web::Bytes, ApiError> {
     let declared = req
         .headers()
         .get(actix_web::http::header::CONTENT_LENGTH)
@@ -20,7 +24,9 @@ pub async fn read_limited(req: &HttpRequest, mut payload: web::Payload, limit: u
     }
     let mut body = web::BytesMut::new();
     while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|e| ApiError::invalid("(body)", format!("cannot read the request body: {e}")))?;
+        let chunk = chunk.map_err(|e| {
+            ApiError::invalid("(body)", format!("cannot read the request body: {e}"))
+        })?;
         if body.len() + chunk.len() > limit {
             return Err(ApiError::too_large(limit));
         }
@@ -32,31 +38,48 @@ pub async fn read_limited(req: &HttpRequest, mut payload: web::Payload, limit: u
 /// Parse a body into documents: JSON (an object or a list of objects) or multi-document YAML,
 /// by `Content-Type`, or by sniffing when none is given. Empty YAML documents are skipped.
 pub fn documents(req: &HttpRequest, body: &[u8]) -> Result<Vec<Value>, ApiError> {
-    let text = std::str::from_utf8(body).map_err(|e| ApiError::invalid("(body)", format!("not UTF-8: {e}")))?;
+    let text = std::str::from_utf8(body)
+        .map_err(|e| ApiError::invalid("(body)", format!("not UTF-8: {e}")))?;
     let content_type = req
         .headers()
         .get(CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .map(|v| v.split(';').next().unwrap_or("").trim().to_ascii_lowercase());
+        .map(|v| {
+            v.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase()
+        });
     let json = match content_type.as_deref() {
         Some("application/json") => true,
         Some("application/yaml" | "application/x-yaml" | "text/yaml" | "text/x-yaml") => false,
-        None | Some("" | "text/plain" | "application/octet-stream") => text.trim_start().starts_with(['{', '[']),
+        None | Some("" | "text/plain" | "application/octet-stream") => {
+            text.trim_start().starts_with(['{', '['])
+        }
         Some(other) => {
             return Err(ApiError::unsupported_media_type(format!(
                 "content type `{other}` is not accepted: send application/json or application/yaml"
             )))
         }
     };
-    let docs = if json { json_documents(text)? } else { yaml_documents(text)? };
+    let docs = if json {
+        json_documents(text)?
+    } else {
+        yaml_documents(text)?
+    };
     if docs.is_empty() {
-        return Err(ApiError::invalid("(body)", "no documents in the request body"));
+        return Err(ApiError::invalid(
+            "(body)",
+            "no documents in the request body",
+        ));
     }
     Ok(docs)
 }
 
 fn json_documents(text: &str) -> Result<Vec<Value>, ApiError> {
-    let value: Value = serde_json::from_str(text).map_err(|e| ApiError::invalid("(body)", format!("malformed JSON: {e}")))?;
+    let value: Value = serde_json::from_str(text)
+        .map_err(|e| ApiError::invalid("(body)", format!("malformed JSON: {e}")))?;
     Ok(match value {
         Value::Array(items) => items,
         other => vec![other],
@@ -66,7 +89,9 @@ fn json_documents(text: &str) -> Result<Vec<Value>, ApiError> {
 fn yaml_documents(text: &str) -> Result<Vec<Value>, ApiError> {
     let mut docs = Vec::new();
     for (i, doc) in serde_norway::Deserializer::from_str(text).enumerate() {
-        let value = Value::deserialize(doc).map_err(|e| ApiError::invalid(format!("documents[{i}]"), format!("malformed YAML: {e}")))?;
+        let value = Value::deserialize(doc).map_err(|e| {
+            ApiError::invalid(format!("documents[{i}]"), format!("malformed YAML: {e}"))
+        })?;
         if !value.is_null() {
             docs.push(value);
         }

@@ -19,7 +19,12 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    pub fn new(status: StatusCode, reason: &'static str, message: impl Into<String>, field: Option<String>) -> Self {
+    pub fn new(
+        status: StatusCode,
+        reason: &'static str,
+        message: impl Into<String>,
+        field: Option<String>,
+    ) -> Self {
         let message = message.into();
         let message = match &field {
             Some(f) if !message.starts_with(f.as_str()) => format!("{f}: {message}"),
@@ -35,7 +40,12 @@ impl ApiError {
     }
 
     pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, "Invalid", message, Some(field.into()))
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "Invalid",
+            message,
+            Some(field.into()),
+        )
     }
 
     pub fn not_found(message: impl Into<String>) -> Self {
@@ -56,11 +66,21 @@ impl ApiError {
     }
 
     pub fn unsupported_media_type(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "UnsupportedMediaType", message, None)
+        Self::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "UnsupportedMediaType",
+            message,
+            None,
+        )
     }
 
     pub fn unavailable(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::SERVICE_UNAVAILABLE, "Unavailable", message, None)
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Unavailable",
+            message,
+            None,
+        )
     }
 
     pub fn internal(message: impl Into<String>) -> Self {
@@ -88,7 +108,9 @@ impl ApiError {
                 let prefix = documents.then(|| format!("documents[{index}]"));
                 Self::rejected(rejection, prefix.as_deref())
             }
-            DispatchError::Contended => Self::new(StatusCode::CONFLICT, "Conflict", e.to_string(), None),
+            DispatchError::Contended => {
+                Self::new(StatusCode::CONFLICT, "Conflict", e.to_string(), None)
+            }
             DispatchError::Store(_) | DispatchError::Stopped(_) => {
                 tracing::error!(error = %e, "command failed");
                 Self::internal(e.to_string())

@@ -35,8 +35,14 @@ pub fn configure(state: web::Data<ApiState>) -> impl FnOnce(&mut web::ServiceCon
     move |cfg| {
         let metrics = state.metrics.clone();
         cfg.app_data(state)
-            .app_data(web::QueryConfig::default().error_handler(|e, _| ApiError::invalid("(query)", e.to_string()).into()))
-            .app_data(web::PathConfig::default().error_handler(|e, _| ApiError::invalid("(path)", e.to_string()).into()))
+            .app_data(
+                web::QueryConfig::default()
+                    .error_handler(|e, _| ApiError::invalid("(query)", e.to_string()).into()),
+            )
+            .app_data(
+                web::PathConfig::default()
+                    .error_handler(|e, _| ApiError::invalid("(path)", e.to_string()).into()),
+            )
             .service(
                 web::scope("")
                     .wrap_fn(move |req, srv| {
@@ -49,12 +55,28 @@ pub fn configure(state: web::Data<ApiState>) -> impl FnOnce(&mut web::ServiceCon
                             Ok(res)
                         }
                     })
-                    .service(web::resource("/healthz").get(|| async { HttpResponse::Ok().content_type("text/plain").body("ok") }))
+                    .service(
+                        web::resource("/healthz").get(|| async {
+                            HttpResponse::Ok().content_type("text/plain").body("ok")
+                        }),
+                    )
                     .service(web::resource("/readyz").get(readyz))
                     .service(web::resource("/metrics").get(metrics_text))
-                    .service(web::resource("/api/v1/kinds").get(resources::kinds).default_service(web::to(method_not_allowed)))
-                    .service(web::resource("/api/v1/apply").post(resources::apply).default_service(web::to(method_not_allowed)))
-                    .service(web::resource("/api/v1/resources/{kind}").get(resources::list).default_service(web::to(method_not_allowed)))
+                    .service(
+                        web::resource("/api/v1/kinds")
+                            .get(resources::kinds)
+                            .default_service(web::to(method_not_allowed)),
+                    )
+                    .service(
+                        web::resource("/api/v1/apply")
+                            .post(resources::apply)
+                            .default_service(web::to(method_not_allowed)),
+                    )
+                    .service(
+                        web::resource("/api/v1/resources/{kind}")
+                            .get(resources::list)
+                            .default_service(web::to(method_not_allowed)),
+                    )
                     .service(
                         web::resource("/api/v1/resources/{kind}/{name}")
                             .get(resources::get)

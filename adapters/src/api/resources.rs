@@ -46,7 +46,12 @@ impl ResultLine {
 }
 
 fn kind(name: &str) -> Result<&'static KindSpec, ApiError> {
-    kinds::find(name).ok_or_else(|| ApiError::not_found(format!("unknown kind `{name}` (known kinds: {})", kinds::known_kinds())))
+    kinds::find(name).ok_or_else(|| {
+        ApiError::not_found(format!(
+            "unknown kind `{name}` (known kinds: {})",
+            kinds::known_kinds()
+        ))
+    })
 }
 
 /// The key a path names: namespaced kinds default to `default`; cluster-scoped take none.
@@ -55,7 +60,12 @@ fn key_of(spec: &KindSpec, name: &str, namespace: Option<String>) -> Result<Reso
         (true, ns) => ns.unwrap_or_else(|| DEFAULT_NAMESPACE.to_string()),
         (false, None) => String::new(),
         (false, Some(ns)) if ns.is_empty() => String::new(),
-        (false, Some(_)) => return Err(ApiError::invalid("namespace", format!("{} is cluster-scoped and takes no namespace", spec.kind))),
+        (false, Some(_)) => {
+            return Err(ApiError::invalid(
+                "namespace",
+                format!("{} is cluster-scoped and takes no namespace", spec.kind),
+            ))
+        }
     };
     Ok(ResourceKey::new(spec.kind, namespace, name))
 }
@@ -78,7 +88,11 @@ pub async fn kinds() -> HttpResponse {
     HttpResponse::Ok().json(list)
 }
 
-pub async fn apply(req: HttpRequest, payload: web::Payload, state: web::Data<ApiState>) -> Result<HttpResponse, ApiError> {
+pub async fn apply(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<ApiState>,
+) -> Result<HttpResponse, ApiError> {
     state.auth.check(&req)?;
     let body = read_limited(&req, payload, state.max_body_bytes).await?;
     let docs = documents(&req, &body)?;
@@ -86,12 +100,26 @@ pub async fn apply(req: HttpRequest, payload: web::Payload, state: web::Data<Api
     let manifests = docs
         .iter()
         .enumerate()
-        .map(|(i, doc)| ResourceManifest::from_value(doc).map_err(|r| ApiError::rejected(r, Some(&format!("documents[{i}]")))))
+        .map(|(i, doc)| {
+            ResourceManifest::from_value(doc)
+                .map_err(|r| ApiError::rejected(r, Some(&format!("documents[{i}]"))))
+        })
         .collect::<Result<Vec<_>, _>>()?;
     let keys: Vec<ResourceKey> = manifests.iter().map(|m| m.key.clone()).collect();
-    let commands = manifests.into_iter().map(|m| MeshCommand::Resource(ResourceCommand::Apply(m))).collect();
-    let executed = state.dispatcher.execute_all(commands).await.map_err(|e| ApiError::dispatch(e, true))?;
-    let results: Vec<ResultLine> = keys.iter().zip(&executed).map(|(k, e)| ResultLine::new(k, e)).collect();
+    let commands = manifests
+        .into_iter()
+        .map(|m| MeshCommand::Resource(ResourceCommand::Apply(m)))
+        .collect();
+    let executed = state
+        .dispatcher
+        .execute_all(commands)
+        .await
+        .map_err(|e| ApiError::dispatch(e, true))?;
+    let results: Vec<ResultLine> = keys
+        .iter()
+        .zip(&executed)
+        .map(|(k, e)| ResultLine::new(k, e))
+        .collect();
     respond(&req, StatusCode::OK, &json!({ "results": results }))
 }
 
@@ -109,11 +137,21 @@ pub async fn put(
     let body = read_limited(&req, payload, state.max_body_bytes).await?;
     let mut docs = documents(&req, &body)?;
     if docs.len() != 1 {
-        return Err(ApiError::invalid("(body)", format!("PUT takes exactly one document, got {}", docs.len())));
+        return Err(ApiError::invalid(
+            "(body)",
+            format!("PUT takes exactly one document, got {}", docs.len()),
+        ));
     }
-    let manifest = ResourceManifest::from_value(&docs.remove(0)).map_err(|r| ApiError::rejected(r, None))?;
+    let manifest =
+        ResourceManifest::from_value(&docs.remove(0)).map_err(|r| ApiError::rejected(r, None))?;
     if manifest.key != key {
-        return Err(ApiError::invalid("metadata", format!("the document names {}, but the path names {key}", manifest.key)));
+        return Err(ApiError::invalid(
+            "metadata",
+            format!(
+                "the document names {}, but the path names {key}",
+                manifest.key
+            ),
+        ));
     }
     let executed = state
         .dispatcher
@@ -155,7 +193,10 @@ pub async fn list(
     let (items, position) = state
         .dispatcher
         .read_resources(move |s, position| {
-            let items: Vec<Value> = s.list(kind_name, namespace.as_deref()).map(|(k, r)| render(k, r)).collect();
+            let items: Vec<Value> = s
+                .list(kind_name, namespace.as_deref())
+                .map(|(k, r)| render(k, r))
+                .collect();
             (items, position)
         })
         .await

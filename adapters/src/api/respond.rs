@@ -15,10 +15,17 @@ pub fn wants_yaml(req: &HttpRequest) -> bool {
 }
 
 /// Serialize `value` in the format the client asked for.
-pub fn respond<T: Serialize>(req: &HttpRequest, status: StatusCode, value: &T) -> Result<HttpResponse, ApiError> {
+pub fn respond<T: Serialize>(
+    req: &HttpRequest,
+    status: StatusCode,
+    value: &T,
+) -> Result<HttpResponse, ApiError> {
     if wants_yaml(req) {
-        let text = serde_norway::to_string(value).map_err(|e| ApiError::internal(format!("cannot render YAML: {e}")))?;
-        Ok(HttpResponse::build(status).content_type("application/yaml").body(text))
+        let text = serde_norway::to_string(value)
+            .map_err(|e| ApiError::internal(format!("cannot render YAML: {e}")))?;
+        Ok(HttpResponse::build(status)
+            .content_type("application/yaml")
+            .body(text))
     } else {
         Ok(HttpResponse::build(status).json(value))
     }

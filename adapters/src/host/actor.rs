@@ -47,7 +47,11 @@ where
     type Result = Result<Decision, Rejection>;
 
     fn handle(&mut self, msg: Decide<D::Command>, _: &mut Context<Self>) -> Self::Result {
-        D::decide(&self.state, msg.command, &mut Ctx::new(msg.now_ms, msg.seed))
+        D::decide(
+            &self.state,
+            msg.command,
+            &mut Ctx::new(msg.now_ms, msg.seed),
+        )
     }
 }
 
@@ -69,7 +73,10 @@ where
     type Result = ();
 
     fn handle(&mut self, msg: Deliver, _: &mut Context<Self>) {
-        debug_assert!(msg.meta.position > self.position, "events must arrive in log order");
+        debug_assert!(
+            msg.meta.position > self.position,
+            "events must arrive in log order"
+        );
         // The delivery loop has dropped its handle by now, so this rarely copies.
         D::evolve(&mut self.state, Arc::unwrap_or_clone(msg.event), &msg.meta);
         self.position = msg.meta.position;
@@ -95,8 +102,11 @@ where
     }
 }
 
-/// Run a read-only query over the state and the position it reflects.
-pub struct Read<S, R>(pub Box<dyn FnOnce(&S, u64) -> R + Send>);
+/// A read-only query over a concept's state and the log position that state reflects.
+pub type Query<S, R> = Box<dyn FnOnce(&S, u64) -> R + Send>;
+
+/// Run a read-only query over the state.
+pub struct Read<S, R>(pub Query<S, R>);
 
 impl<S: 'static, R: 'static> Message for Read<S, R> {
     type Result = R;

@@ -73,12 +73,20 @@ impl Dispatcher {
     pub fn start(store: Arc<dyn EventStore>, metrics: Arc<Metrics>) -> Result<Dispatcher, Error> {
         let mesh = fold(store.as_ref(), None)?;
         let position = mesh.position;
-        tracing::info!(position, resources = mesh.resources.resources.len(), "folded the event log");
+        tracing::info!(
+            position,
+            resources = mesh.resources.resources.len(),
+            "folded the event log"
+        );
         let resources = ConceptActor::<Resources>::new(mesh.resources, position).start();
         let (delivered_tx, delivered) = watch::channel(position);
         let failure = Arc::new(Mutex::new(None));
-        metrics.delivered.store(position, std::sync::atomic::Ordering::Relaxed);
-        metrics.log_head.store(store.head(), std::sync::atomic::Ordering::Relaxed);
+        metrics
+            .delivered
+            .store(position, std::sync::atomic::Ordering::Relaxed);
+        metrics
+            .log_head
+            .store(store.head(), std::sync::atomic::Ordering::Relaxed);
         let dispatcher = Dispatcher {
             store,
             resources,
@@ -125,7 +133,10 @@ impl Dispatcher {
     /// Decide every command, then append all their events in one atomic transaction: either
     /// every command takes effect or none does. Answers once the events are durable and folded
     /// into the actors, so a read after the answer sees them.
-    pub async fn execute_all(&self, commands: Vec<MeshCommand>) -> Result<Vec<Executed>, DispatchError> {
+    pub async fn execute_all(
+        &self,
+        commands: Vec<MeshCommand>,
+    ) -> Result<Vec<Executed>, DispatchError> {
         let mut turn = None;
         for attempt in 1..=MAX_ATTEMPTS {
             let now_ms = clock::now_ms();
@@ -146,24 +157,32 @@ impl Dispatcher {
             }
             let (tx, rx) = oneshot::channel();
             self.store.submit(txn, Box::new(move |r| drop(tx.send(r))));
-            let result = rx.await.map_err(|_| DispatchError::Stopped("the log writer dropped an append".into()))?;
+            let result = rx
+                .await
+                .map_err(|_| DispatchError::Stopped("the log writer dropped an append".into()))?;
             match result {
                 Ok(appended) => {
-                    self.metrics.log_head.fetch_max(appended.last_position, std::sync::atomic::Ordering::Relaxed);
+                    self.metrics
+                        .log_head
+                        .fetch_max(appended.last_position, std::sync::atomic::Ordering::Relaxed);
                     self.wait_delivered(appended.last_position).await?;
                     return Ok(self.finish(&decisions, appended.first_position));
                 }
                 Err(StoreError::WrongExpectedVersion { stream, .. }) if attempt < MAX_ATTEMPTS => {
                     // Someone else changed the object between our decision and our append:
                     // wait until their events are folded, then decide again.
-                    self.metrics.conflict_retries.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    self.metrics
+                        .conflict_retries
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     tracing::debug!(%stream, attempt, "optimistic-concurrency conflict; deciding again");
                     if turn.is_none() {
                         turn = Some(self.retry_turn.lock().await);
                     }
                     self.wait_delivered(self.store.head()).await?;
                 }
-                Err(StoreError::WrongExpectedVersion { .. }) => return Err(DispatchError::Contended),
+                Err(StoreError::WrongExpectedVersion { .. }) => {
+                    return Err(DispatchError::Contended)
+                }
                 Err(e) => return Err(e.into()),
             }
         }
@@ -176,7 +195,10 @@ impl Dispatcher {
             .resources
             .send(Read(Box::new(|s: &ResourceState, p| (s.clone(), p))))
             .await?;
-        Ok(Mesh { position, resources })
+        Ok(Mesh {
+            position,
+            resources,
+        })
     }
 
     /// Run a read-only query on the resource concept's state.
@@ -187,10 +209,22 @@ impl Dispatcher {
         Ok(self.resources.send(Read(Box::new(query))).await?)
     }
 
-    async fn decide(&self, command: MeshCommand, now_ms: i64) -> Result<Result<Decision, Rejection>, DispatchError> {
+    async fn decide(
+        &self,
+        command: MeshCommand,
+        now_ms: i64,
+    ) -> Result<Result<Decision, Rejection>, DispatchError> {
         let seed = clock::fresh_seed();
         Ok(match command {
-            MeshCommand::Resource(command) => self.resources.send(Decide { command, now_ms, seed }).await?,
+            MeshCommand::Resource(command) => {
+                self.resources
+                    .send(Decide {
+                        command,
+                        now_ms,
+                        seed,
+                    })
+                    .await?
+            }
         })
     }
 
@@ -206,7 +240,10 @@ impl Dispatcher {
                     next += d.events.len() as u64;
                     Some(next - 1)
                 };
-                Executed { outcome: d.outcome, position }
+                Executed {
+                    outcome: d.outcome,
+                    position,
+                }
             })
             .collect()
     }
@@ -215,7 +252,10 @@ impl Dispatcher {
         let mut delivered = self.delivered.clone();
         let waited = delivered.wait_for(|p| *p >= position).await;
         waited.map(|_| ()).map_err(|_| {
-            DispatchError::Stopped(self.failure().unwrap_or_else(|| "event delivery stopped".into()))
+            DispatchError::Stopped(
+                self.failure()
+                    .unwrap_or_else(|| "event delivery stopped".into()),
+            )
         })
     }
 
@@ -224,20 +264,32 @@ impl Dispatcher {
         let mut subscription = self.store.subscribe(from);
         loop {
             let batch = subscription.next_batch(DELIVERY_BATCH).await?;
-            let Some(last) = batch.last().map(|e| e.position) else { continue };
+            let Some(last) = batch.last().map(|e| e.position) else {
+                continue;
+            };
             for envelope in &batch {
                 let event = Arc::new(envelope.decode()?);
                 let meta = meta_of(envelope);
                 for concept in Concept::of(&event) {
                     match concept {
-                        Concept::Resource => self.resources.do_send(Deliver { event: event.clone(), meta }),
+                        Concept::Resource => self.resources.do_send(Deliver {
+                            event: event.clone(),
+                            meta,
+                        }),
                     }
                 }
             }
             // Mailboxes are FIFO: once each actor answers Sync it has folded the whole batch.
-            self.resources.send(Sync).await.map_err(|e| Error::Host(e.to_string()))?;
-            self.metrics.delivered.store(last, std::sync::atomic::Ordering::Relaxed);
-            self.metrics.log_head.fetch_max(last, std::sync::atomic::Ordering::Relaxed);
+            self.resources
+                .send(Sync)
+                .await
+                .map_err(|e| Error::Host(e.to_string()))?;
+            self.metrics
+                .delivered
+                .store(last, std::sync::atomic::Ordering::Relaxed);
+            self.metrics
+                .log_head
+                .fetch_max(last, std::sync::atomic::Ordering::Relaxed);
             if delivered.send(last).is_err() {
                 return Ok(());
             }
@@ -251,7 +303,10 @@ fn reject_duplicate_targets(decisions: &[Decision]) -> Result<(), DispatchError>
         if let Some(first) = seen.insert(d.stream.as_str(), index) {
             return Err(DispatchError::Rejected {
                 index,
-                rejection: Rejection::invalid("(document)", format!("names the same object as document {first}")),
+                rejection: Rejection::invalid(
+                    "(document)",
+                    format!("names the same object as document {first}"),
+                ),
             });
         }
     }

@@ -47,7 +47,11 @@ mod tests {
             // Deletes of a missing resource still fold (evolve is total).
             let e = Event::ResourceDeleted(ResourceDeleted { key: key.clone() });
             store
-                .append(&key.stream(), ExpectedVersion::Any, vec![NewEvent::encode(&e, uuid::Uuid::from_u128(i as u128 + 1), 0).unwrap()])
+                .append(
+                    &key.stream(),
+                    ExpectedVersion::Any,
+                    vec![NewEvent::encode(&e, uuid::Uuid::from_u128(i as u128 + 1), 0).unwrap()],
+                )
                 .unwrap();
         }
         assert_eq!(fold(&store, None).unwrap().position, 10_000);
