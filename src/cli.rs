@@ -1,0 +1,307 @@
+//! The command line: clap types only, no behaviour.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Default address of the daemon's HTTP API.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:7470";
+/// Default request body limit of the daemon (1 MiB).
+pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// meshplane: an event-sourced control plane for a service mesh.
+#[derive(Debug, Parser)]
+#[command(name = "meshplane", version, about, propagate_version = true)]
+pub struct Cli {
+    /// Log format on standard error.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+
+    /// Log level or filter (`info`, `debug`, `adapters=debug,info`); overrides RUST_LOG.
+    #[arg(long, global = true, value_name = "LEVEL")]
+    pub log_level: Option<String>,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the daemon: the event log, the actors, the manifest directory and the HTTP API.
+    Run(RunArgs),
+    /// Apply manifests (multi-document YAML or JSON) to the daemon.
+    Apply(ApplyArgs),
+    /// Show one resource or list resources of a kind.
+    Get(GetArgs),
+    /// Delete a resource by kind and name, or every object named in manifests.
+    Delete(DeleteArgs),
+    /// Fold a log without a daemon and print a stable digest of all state.
+    Replay(ReplayArgs),
+    /// Export or import a whole log as JSON Lines.
+    Log(LogArgs),
+}
+
+/// Which storage engine holds the log.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum Store {
+    /// redb, the file DATA/events.redb (the default).
+    #[default]
+    Redb,
+    /// sled, the directory DATA/sled.
+    Sled,
+}
+
+impl From<Store> for adapters::storage::StoreKind {
+    fn from(store: Store) -> Self {
+        match store {
+            Store::Redb => adapters::storage::StoreKind::Redb,
+            Store::Sled => adapters::storage::StoreKind::Sled,
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct DataArgs {
+    /// Data directory holding the event log.
+    #[arg(
+        long = "data",
+        value_name = "DIR",
+        env = "MESHPLANE_DATA",
+        default_value = "./meshplane-data"
+    )]
+    pub dir: PathBuf,
+
+    /// Storage engine of the log.
+    #[arg(long, value_enum, default_value_t = Store::Redb)]
+    pub store: Store,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub data: DataArgs,
+
+    /// Address the HTTP API listens on. Any non-loopback address requires --token.
+    #[arg(long, value_name = "ADDR", env = "MESHPLANE_LISTEN", default_value = DEFAULT_LISTEN)]
+    pub listen: SocketAddr,
+
+    /// Directory the desired Kubernetes objects are written to as YAML files (default DATA/manifests).
+    #[arg(long, value_name = "DIR", env = "MESHPLANE_MANIFESTS")]
+    pub manifests: Option<PathBuf>,
+
+    /// Bearer token that mutating API calls must carry.
+    #[arg(
+        long,
+        value_name = "TOKEN",
+        env = "MESHPLANE_TOKEN",
+        hide_env_values = true
+    )]
+    pub token: Option<String>,
+
+    /// Largest accepted request body, in bytes.
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_BODY_BYTES)]
+    pub max_body_bytes: usize,
+}
+
+/// How a client command finds and authenticates to the daemon.
+#[derive(Clone, Debug, Default, Args)]
+pub struct ClientArgs {
+    /// URL of the daemon (else MESHPLANE_SERVER, else ~/.meshplane/config.yaml, else http://127.0.0.1:7470).
+    #[arg(long, value_name = "URL", env = "MESHPLANE_SERVER")]
+    pub server: Option<String>,
+
+    /// Bearer token (else MESHPLANE_TOKEN, else the config file).
+    #[arg(
+        long,
+        value_name = "TOKEN",
+        env = "MESHPLANE_TOKEN",
+        hide_env_values = true
+    )]
+    pub token: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ApplyArgs {
+    /// A manifest file, a directory of *.yaml/*.yml/*.json files, or `-` for standard input.
+    #[arg(
+        short = 'f',
+        long = "filename",
+        value_name = "FILE|DIR|-",
+        required = true
+    )]
+    pub files: Vec<PathBuf>,
+
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    Table,
+    Yaml,
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct GetArgs {
+    /// Kind: name, plural or alias (`configmaps`, `cm`, `ConfigMap`).
+    pub kind: String,
+
+    /// Name of one resource; omit to list.
+    pub name: Option<String>,
+
+    /// Namespace (namespaced kinds; `default` when omitted).
+    #[arg(
+        short = 'n',
+        long,
+        value_name = "NS",
+        conflicts_with = "all_namespaces"
+    )]
+    pub namespace: Option<String>,
+
+    /// List across all namespaces.
+    #[arg(short = 'A', long, conflicts_with = "name")]
+    pub all_namespaces: bool,
+
+    /// Output format.
+    #[arg(short = 'o', long, value_enum, default_value_t = OutputFormat::Table)]
+    pub output: OutputFormat,
+
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct DeleteArgs {
+    /// Kind: name, plural or alias.
+    #[arg(
+        required_unless_present = "files",
+        conflicts_with = "files",
+        requires = "name"
+    )]
+    pub kind: Option<String>,
+
+    /// Name of the resource.
+    pub name: Option<String>,
+
+    /// Namespace (namespaced kinds; `default` when omitted).
+    #[arg(short = 'n', long, value_name = "NS", conflicts_with = "files")]
+    pub namespace: Option<String>,
+
+    /// Delete every object named in these manifests (file, directory or `-`).
+    #[arg(short = 'f', long = "filename", value_name = "FILE|DIR|-")]
+    pub files: Vec<PathBuf>,
+
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+#[derive(Debug, Args)]
+#[command(group = clap::ArgGroup::new("source").required(true).args(["data", "log"]))]
+pub struct ReplayArgs {
+    /// Data directory whose log to fold (the daemon must not be running on it).
+    #[arg(long, value_name = "DIR")]
+    pub data: Option<PathBuf>,
+
+    /// Storage engine of the log under --data.
+    #[arg(long, value_enum, default_value_t = Store::Redb, requires = "data")]
+    pub store: Store,
+
+    /// A JSON Lines log, as written by `meshplane log export`.
+    #[arg(long, value_name = "FILE.jsonl")]
+    pub log: Option<PathBuf>,
+
+    /// Print only the digest lines (the last one is `digest <hex>`).
+    #[arg(long)]
+    pub digest: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct LogArgs {
+    #[command(subcommand)]
+    pub command: LogCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LogCommand {
+    /// Write every event of the log as JSON Lines.
+    Export(ExportArgs),
+    /// Load a JSON Lines log into an empty data directory.
+    Import(ImportArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    #[command(flatten)]
+    pub data: DataArgs,
+
+    /// Output file (standard output when omitted or `-`).
+    #[arg(short = 'o', long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    #[command(flatten)]
+    pub data: DataArgs,
+
+    /// The JSON Lines file to import (`-` for standard input).
+    pub file: PathBuf,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn clap_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn replay_needs_exactly_one_source() {
+        assert!(Cli::try_parse_from(["meshplane", "replay"]).is_err());
+        assert!(Cli::try_parse_from(["meshplane", "replay", "--data", "d", "--log", "l"]).is_err());
+        let cli =
+            Cli::try_parse_from(["meshplane", "replay", "--log", "l.jsonl", "--digest"]).unwrap();
+        match cli.command {
+            Command::Replay(r) => assert!(r.digest && r.log.is_some() && r.data.is_none()),
+            other => panic!("parsed as {other:?}"),
+        }
+    }
+
+    #[test]
+    fn delete_takes_a_name_or_files() {
+        assert!(Cli::try_parse_from(["meshplane", "delete"]).is_err());
+        assert!(Cli::try_parse_from(["meshplane", "delete", "cm"]).is_err());
+        assert!(Cli::try_parse_from(["meshplane", "delete", "cm", "web", "-f", "x.yaml"]).is_err());
+        assert!(Cli::try_parse_from(["meshplane", "delete", "cm", "web", "-n", "shop"]).is_ok());
+        assert!(Cli::try_parse_from(["meshplane", "delete", "-f", "x.yaml", "-f", "dir"]).is_ok());
+    }
+
+    #[test]
+    fn global_log_flags_work_after_the_subcommand() {
+        let cli = Cli::try_parse_from([
+            "meshplane",
+            "get",
+            "cm",
+            "--log-format",
+            "json",
+            "--log-level",
+            "debug",
+        ])
+        .unwrap();
+        assert_eq!(cli.log_format, LogFormat::Json);
+        assert_eq!(cli.log_level.as_deref(), Some("debug"));
+    }
+}

@@ -1,0 +1,91 @@
+//! `meshplane get KIND [NAME]`.
+
+use anyhow::Result;
+use serde_json::Value;
+
+use actors::resource::kinds;
+
+use crate::cli::{GetArgs, OutputFormat};
+use crate::client::{resource_path, Client};
+use crate::commands::print;
+use crate::config;
+use crate::output;
+
+/// The namespace query for a kind: namespaced (or unknown here, left to the server) kinds get
+/// `-n` or `default`; cluster-scoped kinds and `-A` get none.
+pub fn namespace_for(kind: &str, namespace: Option<&str>, all_namespaces: bool) -> Option<String> {
+    let namespaced = kinds::find(kind).is_none_or(|k| k.namespaced);
+    if !namespaced || all_namespaces {
+        return None;
+    }
+    Some(
+        namespace
+            .unwrap_or(actors::resource::manifest::DEFAULT_NAMESPACE)
+            .to_string(),
+    )
+}
+
+pub fn run(args: GetArgs) -> Result<()> {
+    let client = Client::new(config::resolve(&args.client)?);
+    let namespace = namespace_for(&args.kind, args.namespace.as_deref(), args.all_namespaces);
+    let query: Vec<(&str, &str)> = namespace
+        .iter()
+        .map(|ns| ("namespace", ns.as_str()))
+        .collect();
+    let answer = client.get(&resource_path(&args.kind, args.name.as_deref()), &query)?;
+    if args.output != OutputFormat::Table {
+        return print(&output::render_document(&answer, args.output)?);
+    }
+    let objects: Vec<Value> = if args.name.is_some() {
+        vec![answer]
+    } else {
+        answer
+            .get("items")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default()
+    };
+    if objects.is_empty() {
+        match &namespace {
+            Some(ns) => eprintln!("No resources found in {ns} namespace."),
+            None => eprintln!("No resources found."),
+        }
+        return Ok(());
+    }
+    let kind = kinds::find(&args.kind)
+        .map(|k| k.kind.to_string())
+        .or_else(|| {
+            objects[0]
+                .get("kind")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        })
+        .unwrap_or_default();
+    let with_namespace = args.all_namespaces && kinds::find(&kind).is_none_or(|k| k.namespaced);
+    print(&output::render_table(
+        &kind,
+        &objects,
+        with_namespace,
+        adapters::clock::now_ms(),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn namespaces_follow_the_kind_scope() {
+        assert_eq!(namespace_for("cm", None, false).as_deref(), Some("default"));
+        assert_eq!(
+            namespace_for("cm", Some("shop"), false).as_deref(),
+            Some("shop")
+        );
+        assert_eq!(namespace_for("cm", None, true), None);
+        assert_eq!(namespace_for("ns", Some("shop"), false), None);
+        assert_eq!(
+            namespace_for("widgets", None, false).as_deref(),
+            Some("default")
+        );
+    }
+}
