@@ -658,3 +658,84 @@ fn clients_explain_an_unreachable_daemon() {
         out.stderr
     );
 }
+
+#[test]
+fn sled_store_survives_restart_and_exports_to_the_same_digest_as_redb() {
+    let sandbox = Sandbox::new();
+    let data = sandbox.path("data");
+    let manifests = sandbox.path("manifests");
+    let extra = [
+        "--store",
+        "sled",
+        "--manifests",
+        manifests.to_str().unwrap(),
+    ];
+    let mut daemon = Daemon::start_with(&sandbox, &data, &extra, "127.0.0.1");
+    let shop = sandbox.write("shop.yaml", SHOP);
+    sandbox
+        .run(&[
+            "apply",
+            "-f",
+            shop.to_str().unwrap(),
+            "--server",
+            &daemon.url,
+        ])
+        .ok();
+    daemon.kill();
+    let mut daemon = Daemon::start_with(&sandbox, &data, &extra, "127.0.0.1");
+    let deploy = sandbox
+        .run(&[
+            "get",
+            "deploy",
+            "web",
+            "-n",
+            "shop",
+            "-o",
+            "json",
+            "--server",
+            &daemon.url,
+        ])
+        .json();
+    assert_eq!(deploy["spec"]["replicas"], 2);
+    assert_eq!(daemon.terminate(), Some(0));
+
+    let data_arg = data.to_str().unwrap();
+    assert!(sandbox
+        .run(&["replay", "--data", data_arg])
+        .fails()
+        .contains("no redb event log"));
+    let digest = sandbox
+        .run(&["replay", "--data", data_arg, "--store", "sled", "--digest"])
+        .ok()
+        .to_string();
+    assert!(digest.starts_with("position 3\n"), "{digest}");
+    let exported = sandbox.path("sled.jsonl");
+    sandbox
+        .run(&[
+            "log",
+            "export",
+            "--data",
+            data_arg,
+            "--store",
+            "sled",
+            "-o",
+            exported.to_str().unwrap(),
+        ])
+        .ok();
+    let redb = sandbox.path("redb");
+    sandbox
+        .run(&[
+            "log",
+            "import",
+            "--data",
+            redb.to_str().unwrap(),
+            exported.to_str().unwrap(),
+        ])
+        .ok();
+    assert_eq!(
+        sandbox
+            .run(&["replay", "--data", redb.to_str().unwrap(), "--digest"])
+            .ok(),
+        digest
+    );
+}
