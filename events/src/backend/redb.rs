@@ -173,6 +173,8 @@ impl StagedStream {
 struct Staged {
     ids: std::collections::HashMap<u128, u64>,
     streams: std::collections::HashMap<String, StagedStream>,
+    /// Every id in the `event_ids` table (and possibly more): see [`IdFilter`].
+    filter: IdFilter,
 }
 
 impl Staged {
@@ -193,6 +195,91 @@ impl Staged {
 
     fn len(&self) -> usize {
         self.ids.len()
+    }
+
+    /// Forget the entries a checkpoint wrote to the tables, keeping the filter of those.
+    fn clear_entries(&mut self) {
+        self.ids = Default::default();
+        self.streams = Default::default();
+    }
+}
+
+/// A Bloom filter over the ids in the `event_ids` table. Almost every id the log looks up is
+/// new, and with random (v4) ids each miss was a B-tree descent to a random leaf: measured, those
+/// lookups were a third of the writer's time for 1000-event batches. The filter answers "not
+/// stored" for nearly all of them from memory (about 1% false positives, which fall back to the
+/// table). It never forgets an id, so it has no false negatives; it is built on open by one scan
+/// of the table (~0.1 s per million ids) and rebuilt, twice as large, when it fills up.
+#[derive(Default)]
+struct IdFilter {
+    bits: Vec<u64>,
+    /// Ids inserted, and how many fit before the false-positive rate climbs.
+    count: usize,
+    capacity: usize,
+}
+
+/// Probes per id and bits per id of capacity: ~1% false positives when full.
+const FILTER_PROBES: u64 = 7;
+const FILTER_BITS_PER_ID: usize = 10;
+
+impl IdFilter {
+    fn with_capacity(capacity: usize) -> Self {
+        let words = (capacity * FILTER_BITS_PER_ID)
+            .div_ceil(64)
+            .next_power_of_two();
+        IdFilter {
+            bits: vec![0; words],
+            count: 0,
+            capacity,
+        }
+    }
+
+    /// Bit positions of an id: double hashing over a mix of both halves, so both v4 ids and
+    /// time-ordered v7 ids (whose high bits barely change) spread over the whole filter.
+    fn probes(&self, id: u128) -> impl Iterator<Item = usize> {
+        fn mix(mut z: u64) -> u64 {
+            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+            z ^ (z >> 31)
+        }
+        let h1 = mix((id >> 64) as u64 ^ mix(id as u64));
+        let h2 = mix(h1 ^ 0x9e37_79b9_7f4a_7c15) | 1;
+        let mask = (self.bits.len() * 64 - 1) as u64;
+        (0..FILTER_PROBES).map(move |i| (h1.wrapping_add(i.wrapping_mul(h2)) & mask) as usize)
+    }
+
+    fn insert(&mut self, id: u128) {
+        if self.bits.is_empty() {
+            return;
+        }
+        let probes: Vec<usize> = self.probes(id).collect();
+        for bit in probes {
+            self.bits[bit / 64] |= 1 << (bit % 64);
+        }
+        self.count += 1;
+    }
+
+    /// False only if the id is certainly not in the table. An empty (never built) filter
+    /// knows nothing, so it says true.
+    fn may_contain(&self, id: u128) -> bool {
+        self.bits.is_empty()
+            || self
+                .probes(id)
+                .all(|bit| self.bits[bit / 64] & (1 << (bit % 64)) != 0)
+    }
+
+    /// A filter of every id in the `event_ids` table, with room for as many again.
+    fn build(db: &Database) -> Result<Self, StoreError> {
+        let txn = db.begin_read().map_err(storage("begin read"))?;
+        let ids = txn
+            .open_table(EVENT_IDS)
+            .map_err(storage("open table event_ids"))?;
+        let stored = redb::ReadableTableMetadata::len(&ids).map_err(storage("count event ids"))?;
+        let mut filter = IdFilter::with_capacity((2 * stored as usize).max(4 * CHECKPOINT_EVENTS));
+        for entry in ids.iter().map_err(storage("scan event_ids"))? {
+            filter.insert(entry.map_err(storage("scan event_ids"))?.0.value());
+        }
+        Ok(filter)
     }
 }
 
@@ -325,7 +412,23 @@ impl RedbBackend {
                 .map_err(storage("write meta"))?;
         }
         txn.commit().map_err(storage("commit index checkpoint"))?;
-        *write_lock(&self.staged)? = Staged::default();
+        // The table now holds the ids: add them to the filter (or rebuild a full one from the
+        // table) in the same critical section that drops them from the overlay.
+        let full = {
+            let staged = read_lock(&self.staged)?;
+            staged.filter.count + ids.len() > staged.filter.capacity
+        };
+        let rebuilt = if full {
+            Some(IdFilter::build(&self.db)?)
+        } else {
+            None
+        };
+        let mut staged = write_lock(&self.staged)?;
+        match rebuilt {
+            Some(filter) => staged.filter = filter,
+            None => ids.iter().for_each(|(id, _)| staged.filter.insert(*id)),
+        }
+        staged.clear_entries();
         Ok(())
     }
 
@@ -517,6 +620,7 @@ impl Backend for RedbBackend {
             from = last.position + 1;
             batch.iter().for_each(|e| staged.add(e));
         }
+        staged.filter = IdFilter::build(&self.db)?;
         *write_lock(&self.staged)? = staged;
         self.recovered = true;
         Ok(recovery)
@@ -817,6 +921,9 @@ impl BackendRead for RedbReader {
                 if let Some(position) = staged.ids.get(&id) {
                     return Ok(Some(*position));
                 }
+                if !staged.filter.may_contain(id) {
+                    return Ok(None);
+                }
                 let position = ids.get(id).map_err(storage("read event id"))?;
                 Ok(position.map(|p| p.value()))
             })
@@ -888,5 +995,82 @@ impl BackendRead for RedbReader {
         let mut chunks = ChunkReader::new(&events);
         let envelope = chunks.get(position)?;
         Ok(envelope)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn splitmix(n: u64) -> u64 {
+        let mut z = n.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    #[test]
+    fn id_filter_has_no_false_negatives_and_few_false_positives() {
+        let random = |n: u64| u128::from(splitmix(n)) << 64 | u128::from(splitmix(!n));
+        // v7 layout: millisecond timestamp on top, random bits below.
+        let time_ordered =
+            |n: u64| u128::from(1_700_000_000_000 + n / 8) << 80 | u128::from(splitmix(n) >> 2);
+        for id_of in [&random as &dyn Fn(u64) -> u128, &time_ordered] {
+            let mut filter = IdFilter::with_capacity(100_000);
+            (0..100_000).for_each(|n| filter.insert(id_of(n)));
+            assert!((0..100_000).all(|n| filter.may_contain(id_of(n))));
+            let false_positives = (100_000..200_000)
+                .filter(|n| filter.may_contain(id_of(*n)))
+                .count();
+            assert!(
+                false_positives < 2_000,
+                "{false_positives} false positives in 100000"
+            );
+        }
+        assert!(
+            IdFilter::default().may_contain(1),
+            "an unbuilt filter knows nothing"
+        );
+    }
+
+    #[test]
+    fn a_full_id_filter_is_rebuilt_at_checkpoint() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut backend = RedbBackend::open(&dir.path().join("f.redb")).unwrap();
+        backend.recover().unwrap();
+        write_lock(&backend.staged).unwrap().filter = IdFilter::with_capacity(8);
+        let records: Vec<PreparedRecord> = (1..=100u64)
+            .map(|position| {
+                let envelope = Envelope {
+                    position,
+                    stream: format!("s/{}", position % 3),
+                    stream_version: position.div_ceil(3),
+                    event_id: Uuid::from_u128(u128::from(splitmix(position))),
+                    recorded_at_ms: 0,
+                    event_type: "resource.deleted".into(),
+                    schema_version: 1,
+                    payload: vec![],
+                };
+                PreparedRecord {
+                    frame: frame::encode(&envelope).unwrap(),
+                    envelope,
+                }
+            })
+            .collect();
+        backend.commit(&records).unwrap();
+        backend.checkpoint().unwrap();
+        let capacity = read_lock(&backend.staged).unwrap().filter.capacity;
+        assert!(
+            capacity >= 4 * CHECKPOINT_EVENTS,
+            "rebuilt larger: {capacity}"
+        );
+        let ids: Vec<Uuid> = records.iter().map(|r| r.envelope.event_id).collect();
+        let found = backend.reader().positions_of(&ids).unwrap();
+        assert_eq!(found, (1..=100).map(Some).collect::<Vec<_>>());
+        let unknown = backend
+            .reader()
+            .positions_of(&[Uuid::from_u128(7)])
+            .unwrap();
+        assert_eq!(unknown, vec![None]);
     }
 }
