@@ -111,7 +111,11 @@ pub struct Transaction {
 }
 
 impl Transaction {
-    pub fn single(stream: impl Into<String>, expected: ExpectedVersion, events: Vec<NewEvent>) -> Self {
+    pub fn single(
+        stream: impl Into<String>,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+    ) -> Self {
         Transaction {
             appends: vec![StreamAppend {
                 stream: stream.into(),

@@ -6,7 +6,9 @@ use thiserror::Error;
 #[derive(Debug, Error)]
 pub enum StoreError {
     /// Optimistic concurrency: the stream is not at the version the caller expected.
-    #[error("stream `{stream}`: expected version {expected}, but the stream is at version {actual}")]
+    #[error(
+        "stream `{stream}`: expected version {expected}, but the stream is at version {actual}"
+    )]
     WrongExpectedVersion {
         stream: String,
         expected: String,

@@ -53,12 +53,17 @@ pub fn decode(position: u64, frame: &[u8]) -> Result<Envelope, StoreError> {
 /// The error is a human-readable reason (the caller knows the position or offset).
 pub fn decode_prefix(bytes: &[u8]) -> Result<(Envelope, usize), String> {
     if bytes.len() < HEADER_LEN {
-        return Err(format!("{} bytes, shorter than a frame header", bytes.len()));
+        return Err(format!(
+            "{} bytes, shorter than a frame header",
+            bytes.len()
+        ));
     }
     let len = u32::from_le_bytes(bytes[0..4].try_into().expect("4 bytes")) as usize;
     let crc = u32::from_le_bytes(bytes[4..8].try_into().expect("4 bytes"));
     if len > MAX_BODY_LEN {
-        return Err(format!("length field {len} exceeds the maximum record size"));
+        return Err(format!(
+            "length field {len} exceeds the maximum record size"
+        ));
     }
     let body = bytes
         .get(HEADER_LEN..HEADER_LEN + len)
@@ -107,7 +112,10 @@ mod tests {
             for bit in 0..8 {
                 let mut bad = frame.clone();
                 bad[byte] ^= 1 << bit;
-                assert!(decode(1, &bad).is_err(), "flip at byte {byte} bit {bit} not detected");
+                assert!(
+                    decode(1, &bad).is_err(),
+                    "flip at byte {byte} bit {bit} not detected"
+                );
             }
         }
     }

@@ -64,9 +64,11 @@ pub fn export(store: &dyn EventStore, out: &mut dyn Write) -> Result<u64, StoreE
         let Some(last) = batch.last() else { break };
         next = last.position + 1;
         for e in &batch {
-            serde_json::to_writer(&mut *out, &Line::from_envelope(e)?).map_err(|err| StoreError::Jsonl {
-                line: e.position as usize,
-                reason: err.to_string(),
+            serde_json::to_writer(&mut *out, &Line::from_envelope(e)?).map_err(|err| {
+                StoreError::Jsonl {
+                    line: e.position as usize,
+                    reason: err.to_string(),
+                }
             })?;
             out.write_all(b"\n")?;
             count += 1;
@@ -87,11 +89,17 @@ pub fn parse(input: &mut dyn BufRead) -> Result<Vec<Envelope>, StoreError> {
         if line.trim().is_empty() {
             continue;
         }
-        let bad = |reason: String| StoreError::Jsonl { line: number, reason };
+        let bad = |reason: String| StoreError::Jsonl {
+            line: number,
+            reason,
+        };
         let parsed: Line = serde_json::from_str(&line).map_err(|e| bad(e.to_string()))?;
         let expected_position = envelopes.len() as u64 + 1;
         if parsed.position != expected_position {
-            return Err(bad(format!("position is {}, expected {expected_position}", parsed.position)));
+            return Err(bad(format!(
+                "position is {}, expected {expected_position}",
+                parsed.position
+            )));
         }
         let version = versions.entry(parsed.stream.clone()).or_default();
         if parsed.stream_version != *version + 1 {

@@ -45,7 +45,14 @@ impl<B: Backend> Writer<B> {
         let recovery = backend.recover()?;
         let reader = backend.reader();
         let head = reader.head()?;
-        Ok((Writer { backend, reader, head }, recovery))
+        Ok((
+            Writer {
+                backend,
+                reader,
+                head,
+            },
+            recovery,
+        ))
     }
 
     fn stream_version(&self, overlay: &Overlay, stream: &str) -> Result<u64, StoreError> {
@@ -56,7 +63,11 @@ impl<B: Backend> Writer<B> {
     }
 
     /// Where each id is stored (committed or accepted into this batch), looked up in one pass.
-    fn locate_all(&self, overlay: &Overlay, ids: &[Uuid]) -> Result<Vec<Option<Envelope>>, StoreError> {
+    fn locate_all(
+        &self,
+        overlay: &Overlay,
+        ids: &[Uuid],
+    ) -> Result<Vec<Option<Envelope>>, StoreError> {
         let stored = self.reader.positions_of(ids)?;
         let mut found = Vec::with_capacity(ids.len());
         for (id, stored) in ids.iter().zip(stored) {
@@ -76,14 +87,26 @@ impl<B: Backend> Writer<B> {
     /// Validate `txn` against stored state + `overlay`; on success add its records to the overlay.
     fn accept(&self, overlay: &mut Overlay, txn: Transaction) -> Result<AppendResult, StoreError> {
         if txn.appends.is_empty() || txn.appends.iter().any(|a| a.events.is_empty()) {
-            return Err(StoreError::InvalidAppend("a transaction needs at least one event per stream".into()));
+            return Err(StoreError::InvalidAppend(
+                "a transaction needs at least one event per stream".into(),
+            ));
         }
         if let Some(a) = txn.appends.iter().find(|a| a.stream.is_empty()) {
-            return Err(StoreError::InvalidAppend(format!("empty stream name ({} events)", a.events.len())));
+            return Err(StoreError::InvalidAppend(format!(
+                "empty stream name ({} events)",
+                a.events.len()
+            )));
         }
         // Idempotent retry: every id already stored, in the same streams and order.
-        let ids: Vec<Uuid> = txn.appends.iter().flat_map(|a| a.events.iter().map(|e| e.event_id)).collect();
-        let streams = txn.appends.iter().flat_map(|a| a.events.iter().map(|_| a.stream.as_str()));
+        let ids: Vec<Uuid> = txn
+            .appends
+            .iter()
+            .flat_map(|a| a.events.iter().map(|e| e.event_id))
+            .collect();
+        let streams = txn
+            .appends
+            .iter()
+            .flat_map(|a| a.events.iter().map(|_| a.stream.as_str()));
         let mut found = Vec::new();
         let mut missing = 0usize;
         for (stream, stored) in streams.zip(self.locate_all(overlay, &ids)?) {
@@ -98,7 +121,10 @@ impl<B: Backend> Writer<B> {
         let mut seen = std::collections::BTreeSet::new();
         for event in txn.appends.iter().flat_map(|a| &a.events) {
             if !seen.insert(event.event_id) {
-                return Err(StoreError::InvalidAppend(format!("event id {} appears twice", event.event_id)));
+                return Err(StoreError::InvalidAppend(format!(
+                    "event id {} appears twice",
+                    event.event_id
+                )));
             }
         }
         // Check every expectation before changing the overlay, so a failure leaves no trace.
@@ -147,8 +173,13 @@ impl<B: Backend> Writer<B> {
             stream_versions.push(version);
         }
         for record in prepared {
-            overlay.streams.insert(record.envelope.stream.clone(), record.envelope.stream_version);
-            overlay.ids.insert(record.envelope.event_id, record.envelope.position);
+            overlay.streams.insert(
+                record.envelope.stream.clone(),
+                record.envelope.stream_version,
+            );
+            overlay
+                .ids
+                .insert(record.envelope.event_id, record.envelope.position);
             overlay.records.push(record);
         }
         Ok(AppendResult {
@@ -191,7 +222,10 @@ impl<B: Backend> Writer<B> {
         }
         Ok(AppendResult {
             first_position: first.position,
-            last_position: found.last().map(|(_, e)| e.position).unwrap_or(first.position),
+            last_position: found
+                .last()
+                .map(|(_, e)| e.position)
+                .unwrap_or(first.position),
             stream_versions,
             duplicate: true,
         })
@@ -200,8 +234,10 @@ impl<B: Backend> Writer<B> {
     /// Validate and commit a batch: one durable commit for all accepted transactions.
     fn commit_batch(&mut self, txns: Vec<Transaction>) -> Vec<Result<AppendResult, StoreError>> {
         let mut overlay = Overlay::default();
-        let mut results: Vec<Result<AppendResult, StoreError>> =
-            txns.into_iter().map(|txn| self.accept(&mut overlay, txn)).collect();
+        let mut results: Vec<Result<AppendResult, StoreError>> = txns
+            .into_iter()
+            .map(|txn| self.accept(&mut overlay, txn))
+            .collect();
         if overlay.records.is_empty() {
             return results;
         }
@@ -264,7 +300,8 @@ impl<B: Backend> Log<B> {
                             Err(_) => break,
                         }
                     }
-                    let (txns, dones): (Vec<_>, Vec<_>) = batch.into_iter().map(|r| (r.txn, r.done)).unzip();
+                    let (txns, dones): (Vec<_>, Vec<_>) =
+                        batch.into_iter().map(|r| (r.txn, r.done)).unzip();
                     let results = writer.commit_batch(txns);
                     head.advance(writer.head);
                     for (done, result) in dones.into_iter().zip(results) {
@@ -315,7 +352,12 @@ impl<B: Backend> EventStore for Log<B> {
         read_durable(&self.shared.reader, self.head(), from, max)
     }
 
-    fn read_stream(&self, stream: &str, from_version: u64, max: usize) -> Result<Vec<Envelope>, StoreError> {
+    fn read_stream(
+        &self,
+        stream: &str,
+        from_version: u64,
+        max: usize,
+    ) -> Result<Vec<Envelope>, StoreError> {
         let head = self.head();
         let mut events = self.shared.reader.read_stream(stream, from_version, max)?;
         events.retain(|e| e.position <= head);
@@ -351,7 +393,12 @@ impl<R: BackendRead> LogRead for DurableReader<R> {
     }
 }
 
-fn read_durable<R: BackendRead>(reader: &R, head: u64, from: u64, max: usize) -> Result<Vec<Envelope>, StoreError> {
+fn read_durable<R: BackendRead>(
+    reader: &R,
+    head: u64,
+    from: u64,
+    max: usize,
+) -> Result<Vec<Envelope>, StoreError> {
     let from = from.max(1);
     if from > head {
         return Ok(Vec::new());
@@ -392,7 +439,10 @@ impl<B: Backend> SyncLog<B> {
 
 impl<B: Backend> EventStore for SyncLog<B> {
     fn submit(&self, txn: Transaction, done: Completion) {
-        let result = self.commit_batch(vec![txn]).pop().expect("one result per transaction");
+        let result = self
+            .commit_batch(vec![txn])
+            .pop()
+            .expect("one result per transaction");
         done(result);
     }
 
@@ -404,7 +454,12 @@ impl<B: Backend> EventStore for SyncLog<B> {
         read_durable(&self.reader, self.head(), from, max)
     }
 
-    fn read_stream(&self, stream: &str, from_version: u64, max: usize) -> Result<Vec<Envelope>, StoreError> {
+    fn read_stream(
+        &self,
+        stream: &str,
+        from_version: u64,
+        max: usize,
+    ) -> Result<Vec<Envelope>, StoreError> {
         self.reader.read_stream(stream, from_version, max)
     }
 

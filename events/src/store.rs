@@ -34,7 +34,12 @@ pub trait EventStore: Send + Sync {
     fn read_from(&self, from: u64, max: usize) -> Result<Vec<Envelope>, StoreError>;
 
     /// Up to `max` events of one stream with stream versions `>= from_version`, in order.
-    fn read_stream(&self, stream: &str, from_version: u64, max: usize) -> Result<Vec<Envelope>, StoreError>;
+    fn read_stream(
+        &self,
+        stream: &str,
+        from_version: u64,
+        max: usize,
+    ) -> Result<Vec<Envelope>, StoreError>;
 
     /// The current version of a stream (0 when it does not exist).
     fn stream_version(&self, stream: &str) -> Result<u64, StoreError>;
@@ -207,7 +212,11 @@ impl Subscription {
     }
 
     /// Like [`Subscription::next_batch`] but blocking, giving up after `timeout` with an empty batch.
-    pub fn next_batch_blocking(&mut self, max: usize, timeout: Duration) -> Result<Vec<Envelope>, StoreError> {
+    pub fn next_batch_blocking(
+        &mut self,
+        max: usize,
+        timeout: Duration,
+    ) -> Result<Vec<Envelope>, StoreError> {
         let batch = self.poll(max)?;
         if !batch.is_empty() {
             return Ok(batch);

@@ -28,7 +28,10 @@ impl MemoryDisk {
 
     /// Append raw bytes as if a write had been torn or garbage had landed after the log.
     pub fn write_garbage(&self, bytes: &[u8]) {
-        self.frames.write().expect("memory disk lock").push(bytes.to_vec());
+        self.frames
+            .write()
+            .expect("memory disk lock")
+            .push(bytes.to_vec());
     }
 
     /// Number of stored frames (including garbage).
@@ -129,7 +132,11 @@ impl Backend for MemoryBackend {
             let e = &record.envelope;
             debug_assert_eq!(e.position, frames.len() as u64 + 1);
             frames.push(record.frame.clone());
-            indexes.streams.entry(e.stream.clone()).or_default().push(e.position);
+            indexes
+                .streams
+                .entry(e.stream.clone())
+                .or_default()
+                .push(e.position);
             indexes.ids.insert(e.event_id, e.position);
         }
         Ok(())
@@ -169,16 +176,28 @@ impl BackendRead for MemoryReader {
 
     fn positions_of(&self, event_ids: &[Uuid]) -> Result<Vec<Option<u64>>, StoreError> {
         let indexes = self.indexes.read().expect("memory index lock");
-        Ok(event_ids.iter().map(|id| indexes.ids.get(id).copied()).collect())
+        Ok(event_ids
+            .iter()
+            .map(|id| indexes.ids.get(id).copied())
+            .collect())
     }
 
-    fn read_stream(&self, stream: &str, from_version: u64, max: usize) -> Result<Vec<Envelope>, StoreError> {
+    fn read_stream(
+        &self,
+        stream: &str,
+        from_version: u64,
+        max: usize,
+    ) -> Result<Vec<Envelope>, StoreError> {
         let positions: Vec<u64> = {
             let indexes = self.indexes.read().expect("memory index lock");
             let Some(all) = indexes.streams.get(stream) else {
                 return Ok(Vec::new());
             };
-            all.iter().skip(from_version.max(1) as usize - 1).take(max).copied().collect()
+            all.iter()
+                .skip(from_version.max(1) as usize - 1)
+                .take(max)
+                .copied()
+                .collect()
         };
         let frames = self.disk.frames.read().expect("memory disk lock");
         positions

@@ -44,9 +44,17 @@ pub trait BackendRead: LogRead + Send + Sync + 'static {
     /// Where each event id is stored, if it is (one lookup pass for a whole batch).
     fn positions_of(&self, event_ids: &[Uuid]) -> Result<Vec<Option<u64>>, StoreError>;
     /// Up to `max` events of one stream from `from_version`, in order.
-    fn read_stream(&self, stream: &str, from_version: u64, max: usize) -> Result<Vec<Envelope>, StoreError>;
+    fn read_stream(
+        &self,
+        stream: &str,
+        from_version: u64,
+        max: usize,
+    ) -> Result<Vec<Envelope>, StoreError>;
     /// The event at one position.
     fn read_one(&self, position: u64) -> Result<Option<Envelope>, StoreError> {
-        Ok(self.read_from(position, 1)?.into_iter().find(|e| e.position == position))
+        Ok(self
+            .read_from(position, 1)?
+            .into_iter()
+            .find(|e| e.position == position))
     }
 }

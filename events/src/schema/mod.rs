@@ -17,10 +17,7 @@ use crate::error::StoreError;
 pub use resource::{ResourceApplied, ResourceDeleted, ResourceKey};
 
 /// Every (event type, schema version) this build can read.
-pub const STORED_TYPES: &[(&str, u16)] = &[
-    (resource::APPLIED, 1),
-    (resource::DELETED, 1),
-];
+pub const STORED_TYPES: &[(&str, u16)] = &[(resource::APPLIED, 1), (resource::DELETED, 1)];
 
 /// An event in its current in-memory form.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -63,19 +60,23 @@ impl Event {
     }
 
     /// Decode a stored payload, upcasting old schema versions to the current form.
-    pub fn decode(event_type: &str, schema_version: u16, payload: &[u8]) -> Result<Event, StoreError> {
+    pub fn decode(
+        event_type: &str,
+        schema_version: u16,
+        payload: &[u8],
+    ) -> Result<Event, StoreError> {
         let codec = |e: postcard::Error| StoreError::Codec {
             event_type: event_type.to_string(),
             schema_version,
             reason: e.to_string(),
         };
         match (event_type, schema_version) {
-            (resource::APPLIED, 1) => {
-                Ok(Event::ResourceApplied(postcard::from_bytes(payload).map_err(codec)?))
-            }
-            (resource::DELETED, 1) => {
-                Ok(Event::ResourceDeleted(postcard::from_bytes(payload).map_err(codec)?))
-            }
+            (resource::APPLIED, 1) => Ok(Event::ResourceApplied(
+                postcard::from_bytes(payload).map_err(codec)?,
+            )),
+            (resource::DELETED, 1) => Ok(Event::ResourceDeleted(
+                postcard::from_bytes(payload).map_err(codec)?,
+            )),
             _ => Err(StoreError::UnknownEventType {
                 event_type: event_type.to_string(),
                 schema_version,

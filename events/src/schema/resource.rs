@@ -19,7 +19,11 @@ pub struct ResourceKey {
 }
 
 impl ResourceKey {
-    pub fn new(kind: impl Into<String>, namespace: impl Into<String>, name: impl Into<String>) -> Self {
+    pub fn new(
+        kind: impl Into<String>,
+        namespace: impl Into<String>,
+        name: impl Into<String>,
+    ) -> Self {
         ResourceKey {
             kind: kind.into(),
             namespace: namespace.into(),
