@@ -15,6 +15,11 @@ mod store;
 
 use std::process::ExitCode;
 
+/// Replay and the daemon's fold hand decoded events between threads and are allocation-bound;
+/// mimalloc's cheap cross-thread frees make that pay (see BENCHMARKS.md, replay).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use clap::Parser;
 
 use cli::{Cli, Command};

@@ -1,35 +1,60 @@
 //! Replay: fold a stored log into the mesh state, with no adapters attached.
 //!
-//! The fold is single-threaded on purpose. A reader thread decoding while the caller folds was
-//! measured 3× slower (`cargo bench -p adapters --bench replay`): every string the decoder
-//! allocates is freed by the folding thread, and the two contend on the allocator. The fold is
-//! the pure `Mesh::evolve`, in log order, exactly as in the daemon and the simulator.
+//! The fold is the pure `Mesh::evolve`, in log order, exactly as in the daemon and the
+//! simulator; reading and decoding overlap with it on a second thread.
+
+use std::sync::mpsc;
 
 use actors::mesh::meta_of;
-use actors::Mesh;
-use events::{EventStore, StoreError};
+use actors::{Meta, Mesh};
+use events::{Event, EventStore, StoreError};
 
-/// Events read per call to the store.
+/// Events read and decoded per hand-over between the two threads.
 const BATCH: usize = 4096;
+/// Decoded batches in flight: bounds the memory a replay holds beyond the state.
+const IN_FLIGHT: usize = 4;
 
 /// Fold a log, up to position `to` inclusive (the whole log when `None`), into a fresh mesh.
+///
+/// One thread reads, verifies and decodes; the caller's thread folds. With glibc's allocator
+/// the hand-over of every decoded string between threads made this slower than one thread, so
+/// the binary and the benchmarks run on mimalloc, whose cross-thread frees are cheap.
 pub fn fold(store: &dyn EventStore, to: Option<u64>) -> Result<Mesh, StoreError> {
     let end = to.unwrap_or(u64::MAX).min(store.head());
-    let mut mesh = Mesh::default();
-    while mesh.position < end {
-        let next = mesh.position + 1;
-        let batch = store.read_from(next, BATCH.min((end - mesh.position) as usize))?;
-        if batch.is_empty() {
-            return Err(StoreError::Corrupt {
-                position: next,
-                reason: "the log ends before its head".into(),
-            });
+    let (tx, rx) = mpsc::sync_channel::<Result<Vec<(Event, Meta)>, StoreError>>(IN_FLIGHT);
+    std::thread::scope(|scope| {
+        scope.spawn(move || {
+            let mut next = 1;
+            while next <= end {
+                let decoded = read_decoded(store, next, BATCH.min((end - next + 1) as usize));
+                if let Ok(batch) = &decoded {
+                    next += batch.len() as u64;
+                }
+                let failed = decoded.is_err();
+                if tx.send(decoded).is_err() || failed {
+                    return;
+                }
+            }
+        });
+        let mut mesh = Mesh::default();
+        for batch in rx {
+            for (event, meta) in batch? {
+                mesh.evolve(event, &meta);
+            }
         }
-        for envelope in &batch {
-            mesh.evolve(envelope.decode()?, &meta_of(envelope));
-        }
+        Ok(mesh)
+    })
+}
+
+fn read_decoded(store: &dyn EventStore, from: u64, max: usize) -> Result<Vec<(Event, Meta)>, StoreError> {
+    let batch = store.read_from(from, max)?;
+    if batch.is_empty() {
+        return Err(StoreError::Corrupt {
+            position: from,
+            reason: "the log ends before its head".into(),
+        });
     }
-    Ok(mesh)
+    batch.iter().map(|e| Ok((e.decode()?, meta_of(e)))).collect()
 }
 
 #[cfg(test)]
@@ -37,7 +62,7 @@ mod tests {
     use super::*;
     use events::backend::memory::MemoryBackend;
     use events::schema::{ResourceDeleted, ResourceKey};
-    use events::{Event, ExpectedVersion, NewEvent, SyncLog};
+    use events::{ExpectedVersion, NewEvent, SyncLog};
 
     #[test]
     fn folds_everything_or_up_to_a_position() {
