@@ -1,6 +1,8 @@
 //! Logging through `tracing`, always to standard error (standard output carries command output,
 //! e.g. `log export`).
 
+use std::io::IsTerminal;
+
 use anyhow::{Context, Result};
 use tracing_subscriber::EnvFilter;
 
@@ -14,8 +16,10 @@ pub fn init(format: LogFormat, level: Option<&str>, default_level: &str) -> Resu
             .with_context(|| format!("--log-level `{level}` is not a valid filter"))?,
         None => EnvFilter::try_from_default_env().or_else(|_| EnvFilter::try_new(default_level))?,
     };
+    // Colours only for a terminal: a log file or journal must not collect escape codes.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     let installed = match format {
         LogFormat::Text => builder.try_init(),
