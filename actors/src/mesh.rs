@@ -1,13 +1,13 @@
 //! The whole mesh: every concept's state, the routing of commands and events to concepts, and
 //! the fold of a log into state with a stable digest.
 
-use events::{Envelope, Event, StoreError};
+use events::{Envelope, Event, ExpectedVersion, StoreError};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::ctx::Ctx;
 use crate::decider::{Decider, Decision, Meta, Rejection};
-use crate::resource::{ResourceCommand, ResourceState, Resources};
+use crate::resource::{ResourceCommand, ResourceManifest, ResourceState, Resources};
 
 /// The mesh concepts. Each runs as its own actor in the daemon.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -84,6 +84,35 @@ impl Mesh {
     pub fn apply(&mut self, envelope: &Envelope) -> Result<(), StoreError> {
         let event = envelope.decode()?;
         self.evolve(event, &meta_of(envelope));
+        Ok(())
+    }
+
+    /// Decide and fold `apply` commands for declarative documents, one after another, as the
+    /// daemon would, with log positions continuing from `self.position`. For building states in
+    /// tests, scenarios and tools without a log. Stops at the first rejected document.
+    pub fn apply_documents(
+        &mut self,
+        documents: &[serde_json::Value],
+        ctx: &mut Ctx,
+    ) -> Result<(), Rejection> {
+        for (i, document) in documents.iter().enumerate() {
+            let manifest = ResourceManifest::from_value(document)
+                .map_err(|r| r.within(&format!("documents[{i}]")))?;
+            let decision =
+                self.decide(MeshCommand::Resource(ResourceCommand::Apply(manifest)), ctx)?;
+            let base = match decision.expected {
+                ExpectedVersion::Exact(n) => n,
+                ExpectedVersion::NoStream | ExpectedVersion::Any => 0,
+            };
+            for (stream_version, event) in (base + 1..).zip(decision.events) {
+                let meta = Meta {
+                    position: self.position + 1,
+                    stream_version,
+                    recorded_at_ms: ctx.now_ms(),
+                };
+                self.evolve(event, &meta);
+            }
+        }
         Ok(())
     }
 

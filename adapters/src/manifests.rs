@@ -156,32 +156,13 @@ fn read_dir_sorted(dir: &Path) -> Result<Vec<PathBuf>, Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use actors::resource::{ResourceCommand, ResourceManifest};
-    use actors::{Ctx, Mesh, MeshCommand, Meta};
+    use actors::{Ctx, Mesh};
     use serde_json::json;
     use std::time::SystemTime;
 
     fn desired_of(docs: &[Value]) -> Desired {
         let mut mesh = Mesh::default();
-        for (i, doc) in docs.iter().enumerate() {
-            let m = ResourceManifest::from_value(doc).unwrap();
-            let d = mesh
-                .decide(
-                    MeshCommand::Resource(ResourceCommand::Apply(m)),
-                    &mut Ctx::new(0, 0),
-                )
-                .unwrap();
-            for e in &d.events {
-                mesh.evolve(
-                    e.clone(),
-                    &Meta {
-                        position: i as u64 + 1,
-                        stream_version: 1,
-                        recorded_at_ms: 0,
-                    },
-                );
-            }
-        }
+        mesh.apply_documents(docs, &mut Ctx::new(0, 0)).unwrap();
         projections::desired(&mesh)
     }
 

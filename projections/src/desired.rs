@@ -89,31 +89,12 @@ pub fn desired(mesh: &Mesh) -> Desired {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use actors::resource::{ResourceCommand, ResourceManifest};
-    use actors::{Ctx, MeshCommand, Meta};
+    use actors::Ctx;
     use serde_json::json;
 
     fn mesh_with(docs: &[Value]) -> Mesh {
         let mut mesh = Mesh::default();
-        for (i, doc) in docs.iter().enumerate() {
-            let m = ResourceManifest::from_value(doc).unwrap();
-            let d = mesh
-                .decide(
-                    MeshCommand::Resource(ResourceCommand::Apply(m)),
-                    &mut Ctx::new(0, 0),
-                )
-                .unwrap();
-            for e in &d.events {
-                mesh.evolve(
-                    e.clone(),
-                    &Meta {
-                        position: i as u64 + 1,
-                        stream_version: 1,
-                        recorded_at_ms: 0,
-                    },
-                );
-            }
-        }
+        mesh.apply_documents(docs, &mut Ctx::new(0, 0)).unwrap();
         mesh
     }
 

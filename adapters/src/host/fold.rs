@@ -6,7 +6,7 @@
 use std::sync::mpsc;
 
 use actors::mesh::meta_of;
-use actors::{Meta, Mesh};
+use actors::{Mesh, Meta};
 use events::{Event, EventStore, StoreError};
 
 /// Events read and decoded per hand-over between the two threads.
@@ -46,7 +46,11 @@ pub fn fold(store: &dyn EventStore, to: Option<u64>) -> Result<Mesh, StoreError>
     })
 }
 
-fn read_decoded(store: &dyn EventStore, from: u64, max: usize) -> Result<Vec<(Event, Meta)>, StoreError> {
+fn read_decoded(
+    store: &dyn EventStore,
+    from: u64,
+    max: usize,
+) -> Result<Vec<(Event, Meta)>, StoreError> {
     let batch = store.read_from(from, max)?;
     if batch.is_empty() {
         return Err(StoreError::Corrupt {
@@ -54,7 +58,10 @@ fn read_decoded(store: &dyn EventStore, from: u64, max: usize) -> Result<Vec<(Ev
             reason: "the log ends before its head".into(),
         });
     }
-    batch.iter().map(|e| Ok((e.decode()?, meta_of(e)))).collect()
+    batch
+        .iter()
+        .map(|e| Ok((e.decode()?, meta_of(e))))
+        .collect()
 }
 
 #[cfg(test)]
