@@ -479,3 +479,110 @@ impl<B: Backend> EventStore for SyncLog<B> {
         self.recovery.clone()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Barrier;
+    use std::time::Duration;
+
+    use super::*;
+    use crate::backend::memory::{MemoryBackend, MemoryReader};
+    use crate::envelope::{ExpectedVersion, NewEvent};
+
+    /// The memory backend with a commit as slow as an fsync, counting commits.
+    struct SlowDisk {
+        inner: MemoryBackend,
+        commits: Arc<AtomicUsize>,
+    }
+
+    impl Backend for SlowDisk {
+        type Reader = MemoryReader;
+
+        fn recover(&mut self) -> Result<Recovery, StoreError> {
+            self.inner.recover()
+        }
+
+        fn reader(&self) -> MemoryReader {
+            self.inner.reader()
+        }
+
+        fn commit(&mut self, records: &[PreparedRecord]) -> Result<(), StoreError> {
+            std::thread::sleep(Duration::from_millis(5));
+            self.commits.fetch_add(1, Ordering::SeqCst);
+            self.inner.commit(records)
+        }
+    }
+
+    fn event(n: u128) -> NewEvent {
+        NewEvent {
+            event_id: Uuid::from_u128(n),
+            recorded_at_ms: 0,
+            event_type: "test".into(),
+            schema_version: 1,
+            payload: vec![1, 2, 3],
+        }
+    }
+
+    #[test]
+    fn concurrent_appenders_share_commits() {
+        const THREADS: usize = 32;
+        const PER_THREAD: usize = 20;
+        let commits = Arc::new(AtomicUsize::new(0));
+        let log = Arc::new(
+            Log::open(SlowDisk {
+                inner: MemoryBackend::new(),
+                commits: commits.clone(),
+            })
+            .unwrap(),
+        );
+        let start = Arc::new(Barrier::new(THREADS));
+        let threads: Vec<_> = (0..THREADS)
+            .map(|t| {
+                let (log, start) = (log.clone(), start.clone());
+                std::thread::spawn(move || {
+                    start.wait();
+                    for i in 0..PER_THREAD {
+                        let id = (t * PER_THREAD + i + 1) as u128;
+                        log.append(&format!("s/{t}"), ExpectedVersion::Any, vec![event(id)])
+                            .unwrap();
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        let appends = THREADS * PER_THREAD;
+        let commits = commits.load(Ordering::SeqCst);
+        assert_eq!(log.head(), appends as u64);
+        // One append per thread is in flight at a time, so while one commit runs the others
+        // queue and ride the next one: about PER_THREAD commits, far below one per append.
+        assert!(
+            commits * 4 <= appends,
+            "{commits} commits for {appends} appends: group commit is not sharing fsyncs"
+        );
+    }
+
+    #[test]
+    fn a_failed_expectation_in_a_batch_leaves_the_others_alone() {
+        let log = SyncLog::open(MemoryBackend::new()).unwrap();
+        let txns = vec![
+            Transaction::single("a", ExpectedVersion::NoStream, vec![event(1)]),
+            Transaction::single("b", ExpectedVersion::Exact(3), vec![event(2)]),
+            Transaction::single("a", ExpectedVersion::Exact(1), vec![event(3)]),
+        ];
+        let results = log.commit_batch(txns);
+        assert_eq!(results[0].as_ref().unwrap().first_position, 1);
+        assert!(matches!(
+            results[1],
+            Err(StoreError::WrongExpectedVersion { actual: 0, .. })
+        ));
+        assert_eq!(
+            results[2].as_ref().unwrap().first_position,
+            2,
+            "sees the batch's own earlier append"
+        );
+        assert_eq!(log.head(), 2);
+    }
+}
