@@ -58,3 +58,17 @@ pub trait BackendRead: LogRead + Send + Sync + 'static {
             .find(|e| e.position == position))
     }
 }
+
+/// Refuse a batch that does not continue the log densely from `head`.
+pub(crate) fn check_continues(head: u64, records: &[PreparedRecord]) -> Result<(), StoreError> {
+    for (i, record) in records.iter().enumerate() {
+        let expected = head + 1 + i as u64;
+        if record.envelope.position != expected {
+            return Err(StoreError::Storage(format!(
+                "refusing to store position {} where position {expected} comes next",
+                record.envelope.position
+            )));
+        }
+    }
+    Ok(())
+}

@@ -43,7 +43,7 @@ use redb::{
 };
 use uuid::Uuid;
 
-use super::{Backend, BackendRead, PreparedRecord};
+use super::{check_continues, Backend, BackendRead, PreparedRecord};
 use crate::envelope::Envelope;
 use crate::error::StoreError;
 use crate::frame;
@@ -727,20 +727,6 @@ impl Backend for RedbBackend {
         }
         Ok(())
     }
-}
-
-/// Refuse a batch that does not continue the log densely from `head`.
-fn check_continues(head: u64, records: &[PreparedRecord]) -> Result<(), StoreError> {
-    for (i, record) in records.iter().enumerate() {
-        let expected = head + 1 + i as u64;
-        if record.envelope.position != expected {
-            return Err(StoreError::Storage(format!(
-                "refusing to store position {} where position {expected} comes next",
-                record.envelope.position
-            )));
-        }
-    }
-    Ok(())
 }
 
 /// After records were cut, drop every index entry that points past `head`, and move stream

@@ -23,7 +23,7 @@ use sled::transaction::{ConflictableTransactionError, TransactionError};
 use sled::{Db, Transactional, Tree};
 use uuid::Uuid;
 
-use super::{Backend, BackendRead, PreparedRecord};
+use super::{check_continues, Backend, BackendRead, PreparedRecord};
 use crate::envelope::Envelope;
 use crate::error::StoreError;
 use crate::frame;
@@ -166,20 +166,6 @@ fn write_raw(trees: &Trees, position: u64, bytes: &[u8]) -> Result<(), StoreErro
         .insert(position.to_be_bytes(), bytes)
         .map_err(storage("insert raw record"))?;
     trees.flush()
-}
-
-/// Refuse a batch that does not continue the log densely from `head`.
-fn check_continues(head: u64, records: &[PreparedRecord]) -> Result<(), StoreError> {
-    for (i, record) in records.iter().enumerate() {
-        let expected = head + 1 + i as u64;
-        if record.envelope.position != expected {
-            return Err(StoreError::Storage(format!(
-                "refusing to store position {} where position {expected} comes next",
-                record.envelope.position
-            )));
-        }
-    }
-    Ok(())
 }
 
 impl Backend for SledBackend {
