@@ -1,13 +1,13 @@
 //! redb backend: the embedded default store of the daemon.
 //!
-//! | table          | key                       | value                                        |
-//! |----------------|---------------------------|----------------------------------------------|
-//! | `events`       | first position `u64`      | a chunk: frames of consecutive positions     |
-//! | `meta`         | `"head"`                  | last committed position                      |
-//! | `meta`         | `"indexed"`               | last position the index tables cover         |
-//! | `stream_heads` | stream `&str`             | current stream version `u64`                 |
-//! | `stream_index` | `(stream, first version)` | positions of consecutive versions (u64 LE)   |
-//! | `event_ids`    | event id `u128`           | position `u64`                               |
+//! | table           | key                       | value                                        |
+//! |-----------------|---------------------------|----------------------------------------------|
+//! | `events`        | first position `u64`      | a chunk: frames of consecutive positions     |
+//! | `meta`          | `"head"`                  | last committed position                      |
+//! | `meta`          | `"indexed"`               | last position the index tables cover         |
+//! | `stream_heads`  | stream `&str`             | current stream version `u64`                 |
+//! | `stream_index`  | `(stream, first version)` | positions of consecutive versions (u64 LE)   |
+//! | `event_id_runs` | `(run u64, first id u128)`| sorted (id `u128`, position `u64`) pairs, LE |
 //!
 //! Every record is a frame ([`crate::frame`]): length, checksum, envelope. A chunk is frames of
 //! consecutive positions laid end to end, exactly as in a plain log file, up to
@@ -27,6 +27,17 @@
 //! commit for the same reason; the next batch's fsync makes it durable, and if a crash loses
 //! it, the open rebuilds it.
 //!
+//! The id index is keyed by *run* first: each bulk write stores its ids as one sorted run under
+//! the first position it covers, so it appends at the end of the key space instead of inserting
+//! random ids all over an ever-growing B-tree. Keyed by id alone, every bulk write of random v4
+//! ids rewrote most of the tree's leaf pages, and redb ran ~30% slower (BENCHMARKS.md). A run is
+//! stored in blocks of `ID_BLOCK` sorted pairs, each under its first id, so a bulk write is a
+//! few hundred inserts instead of one per id. An id is found through Bloom filters
+//! (`IdFilters`), one over every stored id and one per run, so a lookup reads only the runs
+//! whose filter matches, and a new id (almost every id looked up) reads none. Files of the older
+//! layout (a table `event_ids` keyed by id alone) are refused on open with an error that says
+//! so.
+//!
 //! redb's commit protocol already makes a torn write impossible, but the framing is checked
 //! anyway, so a damaged record (a bad sector, a file edited by hand, a bug in an older build) is
 //! detected the same way in every backend: [`Backend::recover`] cuts a corrupt tail on open,
@@ -39,7 +50,7 @@ use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use redb::{
     AccessGuard, Database, Durability, ReadOnlyTable, ReadTransaction, ReadableDatabase,
-    ReadableTable, TableDefinition, WriteTransaction,
+    ReadableTable, TableDefinition, TableHandle, WriteTransaction,
 };
 use uuid::Uuid;
 
@@ -53,7 +64,13 @@ const EVENTS: TableDefinition<u64, &[u8]> = TableDefinition::new("events");
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 const STREAM_HEADS: TableDefinition<&str, u64> = TableDefinition::new("stream_heads");
 const STREAM_INDEX: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("stream_index");
-const EVENT_IDS: TableDefinition<u128, u64> = TableDefinition::new("event_ids");
+/// Event ids by run: a run is the ids of one bulk write, named by the first position it covers
+/// (runs never share a name: each starts after the positions of the ones before), and stored as
+/// blocks of (id, position) pairs sorted by id, each under `(run, its first id)`. The block that
+/// may hold an id is the last one of its run whose key is at most `(run, id)`.
+const EVENT_IDS: TableDefinition<IdBlockKey, &[u8]> = TableDefinition::new("event_id_runs");
+/// The id index of the older layout (keyed by id alone); a file holding it is refused.
+const OLD_EVENT_IDS: &str = "event_ids";
 
 const META_HEAD: &str = "head";
 const META_INDEXED: &str = "indexed";
@@ -64,12 +81,53 @@ const META_INDEXED: &str = "indexed";
 pub const CHUNK_BYTES: usize = 64 * 1024;
 
 /// How many events' index entries the overlay collects before they are written to the index
-/// tables. Larger amortizes the random pages of the id index over more ids, at the cost of
-/// memory (~100 bytes per event) and of the records to decode when opening.
+/// tables. Larger amortizes the random pages of the stream index over more events and makes
+/// fewer id runs for a lookup to consider, at the cost of memory (~100 bytes per event) and of
+/// the records to decode when opening.
 pub const CHECKPOINT_EVENTS: usize = 65_536;
 
 /// Most positions in one `stream_index` row.
 const ROW_POSITIONS: usize = 1024;
+
+/// Most (id, position) pairs in one `event_id_runs` block, and the bytes of one pair.
+const ID_BLOCK: usize = 256;
+const ID_PAIR: usize = 24;
+
+/// The key of an `event_id_runs` block: its run and its first id.
+type IdBlockKey = (u64, u128);
+
+fn pack_ids(pairs: &[(u128, u64)]) -> Vec<u8> {
+    let mut bytes = Vec::with_capacity(pairs.len() * ID_PAIR);
+    for (id, position) in pairs {
+        bytes.extend_from_slice(&id.to_le_bytes());
+        bytes.extend_from_slice(&position.to_le_bytes());
+    }
+    bytes
+}
+
+/// The pairs of an `event_id_runs` block.
+fn id_pairs(bytes: &[u8]) -> Result<impl Iterator<Item = (u128, u64)> + '_, StoreError> {
+    if !bytes.len().is_multiple_of(ID_PAIR) {
+        return Err(StoreError::Storage(format!(
+            "redb: event id block of {} bytes is not whole (id, position) pairs",
+            bytes.len()
+        )));
+    }
+    Ok(bytes.chunks_exact(ID_PAIR).map(|pair| {
+        let id = u128::from_le_bytes(pair[..16].try_into().expect("16 bytes"));
+        let position = u64::from_le_bytes(pair[16..].try_into().expect("8 bytes"));
+        (id, position)
+    }))
+}
+
+/// Where a block (sorted by id) stores `id`: a binary search.
+fn find_in_block(bytes: &[u8], id: u128) -> Result<Option<u64>, StoreError> {
+    let pairs: Vec<(u128, u64)> = id_pairs(bytes)?.collect();
+    Ok(pairs
+        .binary_search_by_key(&id, |(id, _)| *id)
+        .ok()
+        .map(|i| pairs[i].1))
+}
 
 /// Wrap a redb error with what we were doing, so a storage failure says where it happened.
 fn storage<E: std::fmt::Display>(context: &'static str) -> impl FnOnce(E) -> StoreError {
@@ -173,8 +231,8 @@ impl StagedStream {
 struct Staged {
     ids: std::collections::HashMap<u128, u64, IdHash>,
     streams: std::collections::HashMap<String, StagedStream>,
-    /// Every id in the `event_ids` table (and possibly more): see [`IdFilter`].
-    filter: IdFilter,
+    /// Which runs of the `event_id_runs` table may hold an id: see [`IdFilters`].
+    filter: IdFilters,
 }
 
 impl Staged {
@@ -258,12 +316,11 @@ fn mix64(mut z: u64) -> u64 {
     z ^ (z >> 31)
 }
 
-/// A Bloom filter over the ids in the `event_ids` table. Almost every id the log looks up is
-/// new, and with random (v4) ids each miss was a B-tree descent to a random leaf: measured, those
-/// lookups were a third of the writer's time for 1000-event batches. The filter answers "not
-/// stored" for nearly all of them from memory (about 1% false positives, which fall back to the
-/// table). It never forgets an id, so it has no false negatives; it is built on open by one scan
-/// of the table (~0.1 s per million ids) and rebuilt, twice as large, when it fills up.
+/// A Bloom filter over event ids. Almost every id the log looks up is new, and with random (v4)
+/// ids each miss was a B-tree descent to a random leaf: measured, those lookups were a third of
+/// the writer's time for 1000-event batches. A filter answers "not stored" for nearly all of
+/// them from memory (about 1% false positives when full, which fall back to the table). It
+/// never forgets an id, so it has no false negatives.
 #[derive(Default)]
 struct IdFilter {
     bits: Vec<u64>,
@@ -288,47 +345,180 @@ impl IdFilter {
         }
     }
 
-    /// Bit positions of an id: double hashing over a mix of both halves, so both v4 ids and
-    /// time-ordered v7 ids (whose high bits barely change) spread over the whole filter.
-    fn probes(&self, id: u128) -> impl Iterator<Item = usize> {
+    /// A filter of exactly these ids.
+    fn of(ids: &[u128]) -> Self {
+        let mut filter = IdFilter::with_capacity(ids.len());
+        ids.iter().for_each(|id| filter.insert(*id));
+        filter
+    }
+
+    /// The two hashes of an id, computed once for every filter probed: a mix of both halves,
+    /// so both v4 ids and time-ordered v7 ids (whose high bits barely change) spread over the
+    /// whole filter.
+    fn hash(id: u128) -> (u64, u64) {
         let h1 = mix64((id >> 64) as u64 ^ mix64(id as u64));
         let h2 = mix64(h1 ^ 0x9e37_79b9_7f4a_7c15) | 1;
+        (h1, h2)
+    }
+
+    /// Bit positions of an id's hashes: double hashing.
+    fn probes(&self, (h1, h2): (u64, u64)) -> impl Iterator<Item = usize> {
         let mask = (self.bits.len() * 64 - 1) as u64;
         (0..FILTER_PROBES).map(move |i| (h1.wrapping_add(i.wrapping_mul(h2)) & mask) as usize)
     }
 
     fn insert(&mut self, id: u128) {
+        self.insert_hashed(IdFilter::hash(id));
+    }
+
+    fn insert_hashed(&mut self, (h1, h2): (u64, u64)) {
         if self.bits.is_empty() {
             return;
         }
-        let probes: Vec<usize> = self.probes(id).collect();
-        for bit in probes {
+        let mask = (self.bits.len() * 64 - 1) as u64;
+        for i in 0..FILTER_PROBES {
+            let bit = (h1.wrapping_add(i.wrapping_mul(h2)) & mask) as usize;
             self.bits[bit / 64] |= 1 << (bit % 64);
         }
         self.count += 1;
     }
 
-    /// False only if the id is certainly not in the table. An empty (never built) filter
+    /// False only if the id is certainly not in the set. An empty (never built) filter
     /// knows nothing, so it says true.
+    #[cfg(test)]
     fn may_contain(&self, id: u128) -> bool {
-        self.bits.is_empty()
-            || self
-                .probes(id)
-                .all(|bit| self.bits[bit / 64] & (1 << (bit % 64)) != 0)
+        self.may_contain_hashed(IdFilter::hash(id))
     }
 
-    /// A filter of every id in the `event_ids` table, with room for as many again.
+    fn may_contain_hashed(&self, hash: (u64, u64)) -> bool {
+        self.bits.is_empty()
+            || self
+                .probes(hash)
+                .all(|bit| self.bits[bit / 64] & (1 << (bit % 64)) != 0)
+    }
+}
+
+/// Where an id may be in the `event_id_runs` table. `all` covers every stored id and answers
+/// "stored nowhere" for nearly every new id with one probe; it is sized for twice the stored ids
+/// and rebuilt, twice as large, when it fills up. For an id it lets through (a retry, or ~1% of
+/// new ids), the filter of each run, sized exactly for it (~0.1% false positives), picks the few
+/// runs to read. Both are built on open by one scan of the table (~0.1 s per million ids).
+#[derive(Default)]
+struct IdFilters {
+    all: IdFilter,
+    /// One filter per run, by run name, oldest first.
+    runs: Vec<(u64, IdFilter)>,
+    /// Whether the filters were built from the table: until then they know nothing, and a
+    /// lookup has to scan the table.
+    built: bool,
+}
+
+impl IdFilters {
+    /// An empty filter with room for twice the ids in the table.
+    fn sized_for(table: &ReadOnlyTable<IdBlockKey, &'static [u8]>) -> Result<IdFilter, StoreError> {
+        let mut stored = 0;
+        for entry in table.iter().map_err(storage("count event ids"))? {
+            stored += entry.map_err(storage("count event ids"))?.1.value().len() / ID_PAIR;
+        }
+        Ok(IdFilter::with_capacity(
+            (2 * stored).max(4 * CHECKPOINT_EVENTS),
+        ))
+    }
+
+    /// Every filter, from the table.
     fn build(db: &Database) -> Result<Self, StoreError> {
         let txn = db.begin_read().map_err(storage("begin read"))?;
-        let ids = txn
+        let table = txn
             .open_table(EVENT_IDS)
-            .map_err(storage("open table event_ids"))?;
-        let stored = redb::ReadableTableMetadata::len(&ids).map_err(storage("count event ids"))?;
-        let mut filter = IdFilter::with_capacity((2 * stored as usize).max(4 * CHECKPOINT_EVENTS));
-        for entry in ids.iter().map_err(storage("scan event_ids"))? {
-            filter.insert(entry.map_err(storage("scan event_ids"))?.0.value());
+            .map_err(storage("open table event_id_runs"))?;
+        let mut all = IdFilters::sized_for(&table)?;
+        let mut runs = Vec::new();
+        // The run being read and its ids: keys come in order, so a run's ids are contiguous.
+        let mut run: Option<(u64, Vec<u128>)> = None;
+        for entry in table.iter().map_err(storage("scan event_id_runs"))? {
+            let (key, block) = entry.map_err(storage("scan event_id_runs"))?;
+            let name = key.value().0;
+            if run.as_ref().is_none_or(|(current, _)| *current != name) {
+                if let Some((done, ids)) = run.replace((name, Vec::new())) {
+                    runs.push((done, IdFilter::of(&ids)));
+                }
+            }
+            let ids = &mut run.as_mut().expect("just set").1;
+            for (id, _) in id_pairs(block.value())? {
+                all.insert(id);
+                ids.push(id);
+            }
         }
-        Ok(filter)
+        if let Some((done, ids)) = run {
+            runs.push((done, IdFilter::of(&ids)));
+        }
+        Ok(IdFilters {
+            all,
+            runs,
+            built: true,
+        })
+    }
+
+    /// The filter of every id in the table, with room for as many again (the per-run filters
+    /// never fill up, so they need no rebuild).
+    fn build_all(db: &Database) -> Result<IdFilter, StoreError> {
+        let txn = db.begin_read().map_err(storage("begin read"))?;
+        let table = txn
+            .open_table(EVENT_IDS)
+            .map_err(storage("open table event_id_runs"))?;
+        let mut all = IdFilters::sized_for(&table)?;
+        for entry in table.iter().map_err(storage("scan event_id_runs"))? {
+            let (_, block) = entry.map_err(storage("scan event_id_runs"))?;
+            id_pairs(block.value())?.for_each(|(id, _)| all.insert(id));
+        }
+        Ok(all)
+    }
+
+    /// Record a run just written to the table.
+    fn add_run(&mut self, name: u64, ids: &[u128]) {
+        let mut run = IdFilter::with_capacity(ids.len());
+        for id in ids {
+            let hash = IdFilter::hash(*id);
+            self.all.insert_hashed(hash);
+            run.insert_hashed(hash);
+        }
+        self.runs.push((name, run));
+    }
+
+    /// Where `id` is stored in the table, reading only the runs whose filter matches.
+    fn find(
+        &self,
+        table: &ReadOnlyTable<IdBlockKey, &'static [u8]>,
+        id: u128,
+    ) -> Result<Option<u64>, StoreError> {
+        if !self.built {
+            for entry in table.iter().map_err(storage("scan event_id_runs"))? {
+                let (_, block) = entry.map_err(storage("scan event_id_runs"))?;
+                if let Some(position) = find_in_block(block.value(), id)? {
+                    return Ok(Some(position));
+                }
+            }
+            return Ok(None);
+        }
+        let hash = IdFilter::hash(id);
+        if !self.all.may_contain_hashed(hash) {
+            return Ok(None);
+        }
+        for (name, filter) in self.runs.iter().rev() {
+            if !filter.may_contain_hashed(hash) {
+                continue;
+            }
+            let mut blocks = table
+                .range((*name, 0)..=(*name, id))
+                .map_err(storage("read event id"))?;
+            if let Some(entry) = blocks.next_back() {
+                let (_, block) = entry.map_err(storage("read event id"))?;
+                if let Some(position) = find_in_block(block.value(), id)? {
+                    return Ok(Some(position));
+                }
+            }
+        }
+        Ok(None)
     }
 }
 
@@ -419,6 +609,18 @@ impl RedbBackend {
             (ids, streams)
         };
         ids.sort_unstable();
+        // The run's name: the first position it covers (the overlay holds the positions after
+        // `meta.indexed`, so every run starts after the positions of the runs before it).
+        let run = ids.iter().map(|(_, position)| *position).min();
+        // A lookup reads the one block of a run that may hold an id, so two runs must never
+        // share a name (their blocks would interleave).
+        if let (Some(run), Some((last, _))) = (run, read_lock(&self.staged)?.filter.runs.last()) {
+            if run <= *last {
+                return Err(StoreError::Storage(format!(
+                    "redb: refusing to write event id run {run} after run {last}"
+                )));
+            }
+        }
         streams.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         let mut txn = self
             .db
@@ -430,11 +632,13 @@ impl RedbBackend {
         {
             let mut table = txn
                 .open_table(EVENT_IDS)
-                .map_err(storage("open table event_ids"))?;
-            for (id, position) in &ids {
-                table
-                    .insert(id, position)
-                    .map_err(storage("insert event id"))?;
+                .map_err(storage("open table event_id_runs"))?;
+            if let Some(run) = run {
+                for block in ids.chunks(ID_BLOCK) {
+                    table
+                        .insert((run, block[0].0), pack_ids(block).as_slice())
+                        .map_err(storage("insert event id block"))?;
+                }
             }
             let mut index = txn
                 .open_table(STREAM_INDEX)
@@ -465,17 +669,24 @@ impl RedbBackend {
         // table) in the same critical section that drops them from the overlay.
         let full = {
             let staged = read_lock(&self.staged)?;
-            staged.filter.count + ids.len() > staged.filter.capacity
+            staged.filter.all.count + ids.len() > staged.filter.all.capacity
         };
         let rebuilt = if full {
-            Some(IdFilter::build(&self.db)?)
+            Some(IdFilters::build_all(&self.db)?)
         } else {
             None
         };
+        let run_ids: Vec<u128> = ids.iter().map(|(id, _)| *id).collect();
         let mut staged = write_lock(&self.staged)?;
-        match rebuilt {
-            Some(filter) => staged.filter = filter,
-            None => ids.iter().for_each(|(id, _)| staged.filter.insert(*id)),
+        match (rebuilt, run) {
+            // The rebuilt filter has the run's ids already (the table had them).
+            (Some(all), Some(run)) => {
+                staged.filter.all = all;
+                staged.filter.runs.push((run, IdFilter::of(&run_ids)));
+            }
+            (Some(all), None) => staged.filter.all = all,
+            (None, Some(run)) => staged.filter.add_run(run, &run_ids),
+            (None, None) => {}
         }
         staged.clear_entries();
         Ok(())
@@ -499,6 +710,19 @@ fn open_database(path: &Path) -> Result<Database, StoreError> {
     }
     let db = Database::create(path)
         .map_err(|e| StoreError::Storage(format!("redb: open {}: {e}", path.display())))?;
+    let old_layout = db
+        .begin_read()
+        .map_err(storage("begin read"))?
+        .list_tables()
+        .map_err(storage("list tables"))?
+        .any(|table| table.name() == OLD_EVENT_IDS);
+    if old_layout {
+        return Err(StoreError::Storage(format!(
+            "redb: open {}: the file has the older event id index (table `{OLD_EVENT_IDS}`), \
+             which this build does not read and cannot convert",
+            path.display()
+        )));
+    }
     // Create every table up front so read transactions never meet a missing table.
     let txn = db.begin_write().map_err(storage("begin write"))?;
     {
@@ -510,7 +734,7 @@ fn open_database(path: &Path) -> Result<Database, StoreError> {
         txn.open_table(STREAM_INDEX)
             .map_err(storage("create table stream_index"))?;
         txn.open_table(EVENT_IDS)
-            .map_err(storage("create table event_ids"))?;
+            .map_err(storage("create table event_id_runs"))?;
     }
     txn.commit().map_err(storage("commit table creation"))?;
     Ok(db)
@@ -669,7 +893,7 @@ impl Backend for RedbBackend {
             from = last.position + 1;
             batch.iter().for_each(|e| staged.add(e));
         }
-        staged.filter = IdFilter::build(&self.db)?;
+        staged.filter = IdFilters::build(&self.db)?;
         *write_lock(&self.staged)? = staged;
         self.recovered = true;
         Ok(recovery)
@@ -737,16 +961,25 @@ impl Backend for RedbBackend {
 fn scrub_indexes(txn: &WriteTransaction, head: u64) -> Result<(), StoreError> {
     let mut ids = txn
         .open_table(EVENT_IDS)
-        .map_err(storage("open table event_ids"))?;
-    let mut stale_ids = Vec::new();
-    for entry in ids.iter().map_err(storage("scan event_ids"))? {
-        let (id, position) = entry.map_err(storage("scan event_ids"))?;
-        if position.value() > head {
-            stale_ids.push(id.value());
+        .map_err(storage("open table event_id_runs"))?;
+    // Blocks holding positions past `head`, with the pairs to keep. A shortened block keeps its
+    // key: the ids it may hold still lie between that key and the next block's.
+    let mut stale_blocks: Vec<(IdBlockKey, Vec<(u128, u64)>)> = Vec::new();
+    for entry in ids.iter().map_err(storage("scan event_id_runs"))? {
+        let (key, block) = entry.map_err(storage("scan event_id_runs"))?;
+        let pairs: Vec<(u128, u64)> = id_pairs(block.value())?.collect();
+        if pairs.iter().any(|(_, position)| *position > head) {
+            let kept = pairs.into_iter().filter(|(_, p)| *p <= head).collect();
+            stale_blocks.push((key.value(), kept));
         }
     }
-    for id in stale_ids {
-        ids.remove(id).map_err(storage("remove stale event id"))?;
+    for (key, kept) in stale_blocks {
+        if kept.is_empty() {
+            ids.remove(key).map_err(storage("remove stale event ids"))?;
+        } else {
+            ids.insert(key, pack_ids(&kept).as_slice())
+                .map_err(storage("shorten event id block"))?;
+        }
     }
     let mut index = txn
         .open_table(STREAM_INDEX)
@@ -948,19 +1181,15 @@ impl BackendRead for RedbReader {
         let txn = self.begin()?;
         let ids = txn
             .open_table(EVENT_IDS)
-            .map_err(storage("open table event_ids"))?;
+            .map_err(storage("open table event_id_runs"))?;
         event_ids
             .iter()
             .map(|id| {
                 let id = id.as_u128();
-                if let Some(position) = staged.ids.get(&id) {
-                    return Ok(Some(*position));
+                match staged.ids.get(&id) {
+                    Some(position) => Ok(Some(*position)),
+                    None => staged.filter.find(&ids, id),
                 }
-                if !staged.filter.may_contain(id) {
-                    return Ok(None);
-                }
-                let position = ids.get(id).map_err(storage("read event id"))?;
-                Ok(position.map(|p| p.value()))
             })
             .collect()
     }
@@ -1068,12 +1297,123 @@ mod tests {
         );
     }
 
+    fn records(positions: std::ops::RangeInclusive<u64>) -> Vec<PreparedRecord> {
+        positions
+            .map(|position| {
+                let envelope = Envelope {
+                    position,
+                    stream: format!("s/{}", position % 3),
+                    stream_version: position.div_ceil(3),
+                    event_id: Uuid::from_u128(
+                        u128::from(splitmix(position)) << 64 | u128::from(splitmix(!position)),
+                    ),
+                    recorded_at_ms: 0,
+                    event_type: "resource.deleted".into(),
+                    schema_version: 1,
+                    payload: vec![],
+                };
+                PreparedRecord {
+                    frame: frame::encode(&envelope).unwrap(),
+                    envelope,
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn ids_of_many_runs_are_found_across_reopen_and_cuts() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("runs.redb");
+        let all = records(1..=3000);
+        let ids: Vec<Uuid> = all.iter().map(|r| r.envelope.event_id).collect();
+        let unknown: Vec<Uuid> = (0..2000u128).map(|n| Uuid::from_u128(n * 7919)).collect();
+        // First position of the last commit, whose chunk the end of the test damages.
+        let last_chunk;
+        {
+            let mut backend = RedbBackend::open(&path).unwrap();
+            backend.recover().unwrap();
+            // Runs of uneven sizes (1 to 299 ids), the last 100 records left in the overlay.
+            let mut at = 0;
+            for size in (1..).map(|n: usize| (n * 37) % 299 + 1) {
+                let end = (at + size).min(all.len());
+                backend.commit(&all[at..end]).unwrap();
+                at = end;
+                if at >= all.len() - 100 {
+                    break;
+                }
+                backend.checkpoint().unwrap();
+            }
+            last_chunk = at as u64 + 1;
+            backend.commit(&all[at..]).unwrap();
+            let runs = read_lock(&backend.staged).unwrap().filter.runs.len();
+            assert!(runs > 10, "{runs} runs");
+            let found = backend.reader().positions_of(&ids).unwrap();
+            assert_eq!(found, (1..=3000).map(Some).collect::<Vec<_>>());
+        }
+        for _ in 0..2 {
+            let mut backend = RedbBackend::open(&path).unwrap();
+            // Before recovery the filters know nothing, and the table is scanned instead.
+            let found = backend.reader().positions_of(&ids[..50]).unwrap();
+            assert_eq!(found, (1..=50).map(Some).collect::<Vec<_>>());
+            backend.recover().unwrap();
+            {
+                let staged = read_lock(&backend.staged).unwrap();
+                let in_runs: usize = staged.filter.runs.iter().map(|(_, f)| f.count).sum();
+                assert_eq!(staged.filter.all.count + staged.len(), 3000);
+                assert_eq!(in_runs, staged.filter.all.count);
+            }
+            let found = backend.reader().positions_of(&ids).unwrap();
+            assert_eq!(found, (1..=3000).map(Some).collect::<Vec<_>>());
+            let missing = backend.reader().positions_of(&unknown).unwrap();
+            assert!(missing.iter().all(Option::is_none));
+            backend.checkpoint().unwrap();
+        }
+        // Damage the last chunk, whose ids are indexed by now: recovery cuts its records and
+        // drops their ids from the runs that hold them, the rest stay.
+        RedbBackend::write_raw_record(&path, last_chunk, b"not a frame").unwrap();
+        let mut backend = RedbBackend::open(&path).unwrap();
+        let recovery = backend.recover().unwrap();
+        assert_eq!(recovery.head, last_chunk - 1);
+        let found = backend.reader().positions_of(&ids).unwrap();
+        let expected: Vec<Option<u64>> =
+            (1..=3000).map(|p| (p < last_chunk).then_some(p)).collect();
+        assert_eq!(found, expected);
+        // The cut ids can be stored again, in a new run, and found after another reopen.
+        backend.commit(&records(last_chunk..=3000)).unwrap();
+        backend.checkpoint().unwrap();
+        drop(backend);
+        let mut backend = RedbBackend::open(&path).unwrap();
+        backend.recover().unwrap();
+        let found = backend.reader().positions_of(&ids).unwrap();
+        assert_eq!(found, (1..=3000).map(Some).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn a_file_with_the_older_id_index_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("old.redb");
+        {
+            let db = Database::create(&path).unwrap();
+            let txn = db.begin_write().unwrap();
+            let old: TableDefinition<u128, u64> = TableDefinition::new(OLD_EVENT_IDS);
+            txn.open_table(old).unwrap().insert(1, 1).unwrap();
+            txn.commit().unwrap();
+        }
+        match RedbBackend::open(&path) {
+            Err(StoreError::Storage(msg)) => {
+                assert!(msg.contains("older event id index"), "{msg}")
+            }
+            Err(other) => panic!("unexpected error: {other}"),
+            Ok(_) => panic!("an old file was opened"),
+        }
+    }
+
     #[test]
     fn a_full_id_filter_is_rebuilt_at_checkpoint() {
         let dir = tempfile::tempdir().unwrap();
         let mut backend = RedbBackend::open(&dir.path().join("f.redb")).unwrap();
         backend.recover().unwrap();
-        write_lock(&backend.staged).unwrap().filter = IdFilter::with_capacity(8);
+        write_lock(&backend.staged).unwrap().filter.all = IdFilter::with_capacity(8);
         let records: Vec<PreparedRecord> = (1..=100u64)
             .map(|position| {
                 let envelope = Envelope {
@@ -1094,7 +1434,7 @@ mod tests {
             .collect();
         backend.commit(&records).unwrap();
         backend.checkpoint().unwrap();
-        let capacity = read_lock(&backend.staged).unwrap().filter.capacity;
+        let capacity = read_lock(&backend.staged).unwrap().filter.all.capacity;
         assert!(
             capacity >= 4 * CHECKPOINT_EVENTS,
             "rebuilt larger: {capacity}"
