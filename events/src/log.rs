@@ -128,9 +128,12 @@ impl<B: Backend> Writer<B> {
             }
         }
         // Check every expectation before changing the overlay, so a failure leaves no trace.
-        let mut versions = BTreeMap::new();
+        // The version each stream starts from, looked up once per stream (a read transaction
+        // in the durable backends) and carried across appends to the same stream.
+        let mut starts = Vec::with_capacity(txn.appends.len());
+        let mut running: BTreeMap<&str, u64> = BTreeMap::new();
         for append in &txn.appends {
-            let actual = match versions.get(&append.stream) {
+            let actual = match running.get(append.stream.as_str()) {
                 Some(v) => *v,
                 None => self.stream_version(overlay, &append.stream)?,
             };
@@ -141,20 +144,15 @@ impl<B: Backend> Writer<B> {
                     actual,
                 });
             }
-            versions.insert(append.stream.clone(), actual + append.events.len() as u64);
+            starts.push(actual);
+            running.insert(append.stream.as_str(), actual + append.events.len() as u64);
         }
         let first_position = self.head + overlay.records.len() as u64 + 1;
         let mut position = first_position;
         let mut stream_versions = Vec::with_capacity(txn.appends.len());
         let mut prepared = Vec::with_capacity(txn.event_count());
-        let mut local: BTreeMap<&str, u64> = BTreeMap::new();
-        for append in &txn.appends {
-            let mut version = match local.get(append.stream.as_str()) {
-                Some(v) => *v,
-                None => self.stream_version(overlay, &append.stream)?,
-            };
-            for event in &append.events {
-                version += 1;
+        for (append, start) in txn.appends.iter().zip(starts) {
+            for (version, event) in (start + 1..).zip(&append.events) {
                 let envelope = Envelope {
                     position,
                     stream: append.stream.clone(),
@@ -169,8 +167,7 @@ impl<B: Backend> Writer<B> {
                 prepared.push(PreparedRecord { envelope, frame });
                 position += 1;
             }
-            local.insert(append.stream.as_str(), version);
-            stream_versions.push(version);
+            stream_versions.push(start + append.events.len() as u64);
         }
         for record in prepared {
             overlay.streams.insert(

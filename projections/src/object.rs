@@ -43,7 +43,7 @@ impl KubeObject {
     /// Build the typed object of `kind` from its JSON form.
     pub fn from_value(kind: &str, value: Value) -> Result<Self, String> {
         fn typed<T: serde::de::DeserializeOwned>(value: Value) -> Result<T, String> {
-            serde_path_free(value)
+            serde_json::from_value(value).map_err(|e| e.to_string())
         }
         Ok(match kind {
             "Namespace" => KubeObject::Namespace(typed(value)?),
@@ -66,8 +66,4 @@ impl KubeObject {
         };
         result.expect("k8s-openapi types always serialize")
     }
-}
-
-fn serde_path_free<T: serde::de::DeserializeOwned>(value: Value) -> Result<T, String> {
-    serde_json::from_value(value).map_err(|e| e.to_string())
 }

@@ -1414,24 +1414,7 @@ mod tests {
         let mut backend = RedbBackend::open(&dir.path().join("f.redb")).unwrap();
         backend.recover().unwrap();
         write_lock(&backend.staged).unwrap().filter.all = IdFilter::with_capacity(8);
-        let records: Vec<PreparedRecord> = (1..=100u64)
-            .map(|position| {
-                let envelope = Envelope {
-                    position,
-                    stream: format!("s/{}", position % 3),
-                    stream_version: position.div_ceil(3),
-                    event_id: Uuid::from_u128(u128::from(splitmix(position))),
-                    recorded_at_ms: 0,
-                    event_type: "resource.deleted".into(),
-                    schema_version: 1,
-                    payload: vec![],
-                };
-                PreparedRecord {
-                    frame: frame::encode(&envelope).unwrap(),
-                    envelope,
-                }
-            })
-            .collect();
+        let records = records(1..=100);
         backend.commit(&records).unwrap();
         backend.checkpoint().unwrap();
         let capacity = read_lock(&backend.staged).unwrap().filter.all.capacity;
