@@ -41,6 +41,9 @@ pub struct Decision {
     pub expected: ExpectedVersion,
     pub events: Vec<Event>,
     pub outcome: Outcome,
+    /// For commands that carry several items (a catalog file), each item's own outcome, in
+    /// order; empty otherwise.
+    pub item_outcomes: Vec<Outcome>,
 }
 
 /// What an accepted command did, in words a client shows.

@@ -12,8 +12,10 @@
 
 pub mod ctx;
 pub mod decider;
+pub mod instance;
 pub mod mesh;
 pub mod resource;
+pub mod service;
 
 pub use ctx::Ctx;
 pub use decider::{Decider, Decision, Meta, Outcome, Rejection, RejectionKind};

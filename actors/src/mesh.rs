@@ -7,41 +7,63 @@ use sha2::{Digest, Sha256};
 
 use crate::ctx::Ctx;
 use crate::decider::{Decider, Decision, Meta, Rejection};
+use crate::instance::{InstanceCommand, InstanceState, Instances};
 use crate::resource::{ResourceCommand, ResourceManifest, ResourceState, Resources};
+use crate::service::{CatalogItem, ServiceCommand, ServiceState, Services};
 
 /// The mesh concepts. Each runs as its own actor in the daemon.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Concept {
     Resource,
+    Service,
+    Instance,
 }
 
 impl Concept {
-    pub const ALL: &'static [Concept] = &[Concept::Resource];
+    pub const ALL: &'static [Concept] = &[Concept::Resource, Concept::Service, Concept::Instance];
 
     pub fn name(self) -> &'static str {
         match self {
             Concept::Resource => "resource",
+            Concept::Service => "service",
+            Concept::Instance => "instance",
         }
     }
 
-    /// The concepts that fold this event (one owner today; observations may fan out later).
+    /// The concepts that fold this event: its owner, plus the concepts that keep a view of it
+    /// (the instance concept folds the catalog's services and liveness limits).
     pub fn of(event: &Event) -> &'static [Concept] {
         match event {
             Event::ResourceApplied(_) | Event::ResourceDeleted(_) => &[Concept::Resource],
+            Event::TenantApplied(_) | Event::TenantDeleted(_) => &[Concept::Service],
+            Event::ServiceApplied(_)
+            | Event::ServiceDeleted(_)
+            | Event::MeshControllerApplied(_) => &[Concept::Service, Concept::Instance],
+            Event::InstanceRegistered(_)
+            | Event::InstanceDeregistered(_)
+            | Event::InstanceOutOfService(_)
+            | Event::InstanceRecovered(_)
+            | Event::InstanceExpired(_)
+            | Event::InstanceTakenOffline(_)
+            | Event::InstanceBroughtOnline(_) => &[Concept::Instance],
         }
     }
 }
 
 /// A command for any concept.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub enum MeshCommand {
     Resource(ResourceCommand),
+    Service(ServiceCommand),
+    Instance(InstanceCommand),
 }
 
 impl MeshCommand {
     pub fn concept(&self) -> Concept {
         match self {
             MeshCommand::Resource(_) => Concept::Resource,
+            MeshCommand::Service(_) => Concept::Service,
+            MeshCommand::Instance(_) => Concept::Instance,
         }
     }
 }
@@ -52,6 +74,8 @@ pub struct Mesh {
     /// The last log position folded in (0 = nothing).
     pub position: u64,
     pub resources: ResourceState,
+    pub services: ServiceState,
+    pub instances: InstanceState,
 }
 
 impl Mesh {
@@ -59,6 +83,8 @@ impl Mesh {
     pub fn decide(&self, command: MeshCommand, ctx: &mut Ctx) -> Result<Decision, Rejection> {
         match command {
             MeshCommand::Resource(c) => Resources::decide(&self.resources, c, ctx),
+            MeshCommand::Service(c) => Services::decide(&self.services, c, ctx),
+            MeshCommand::Instance(c) => Instances::decide(&self.instances, c, ctx),
         }
     }
 
@@ -77,6 +103,8 @@ impl Mesh {
     fn evolve_concept(&mut self, concept: Concept, event: Event, meta: &Meta) {
         match concept {
             Concept::Resource => Resources::evolve(&mut self.resources, event, meta),
+            Concept::Service => Services::evolve(&mut self.services, event, meta),
+            Concept::Instance => Instances::evolve(&mut self.instances, event, meta),
         }
     }
 
@@ -87,33 +115,40 @@ impl Mesh {
         Ok(())
     }
 
-    /// Decide and fold `apply` commands for declarative documents, one after another, as the
-    /// daemon would, with log positions continuing from `self.position`. For building states in
-    /// tests, scenarios and tools without a log. Stops at the first rejected document.
+    /// Decide and fold `apply` commands for declarative documents (Kubernetes objects and
+    /// EaseMesh catalog objects), one after another, as the daemon would, with log positions
+    /// continuing from `self.position`. For building states in tests, scenarios and tools
+    /// without a log. Stops at the first rejected document.
     pub fn apply_documents(
         &mut self,
         documents: &[serde_json::Value],
         ctx: &mut Ctx,
     ) -> Result<(), Rejection> {
         for (i, document) in documents.iter().enumerate() {
-            let manifest = ResourceManifest::from_value(document)
-                .map_err(|r| r.within(&format!("documents[{i}]")))?;
-            let decision =
-                self.decide(MeshCommand::Resource(ResourceCommand::Apply(manifest)), ctx)?;
-            let base = match decision.expected {
-                ExpectedVersion::Exact(n) => n,
-                ExpectedVersion::NoStream | ExpectedVersion::Any => 0,
-            };
-            for (stream_version, event) in (base + 1..).zip(decision.events) {
-                let meta = Meta {
-                    position: self.position + 1,
-                    stream_version,
-                    recorded_at_ms: ctx.now_ms(),
-                };
-                self.evolve(event, &meta);
-            }
+            let command =
+                document_command(document).map_err(|r| r.within(&format!("documents[{i}]")))?;
+            self.execute(command, ctx)?;
         }
         Ok(())
+    }
+
+    /// Decide a command and fold its events at the next positions, as the daemon would. For
+    /// tests, scenarios and tools that drive the mesh without a log.
+    pub fn execute(&mut self, command: MeshCommand, ctx: &mut Ctx) -> Result<Decision, Rejection> {
+        let decision = self.decide(command, ctx)?;
+        let base = match decision.expected {
+            ExpectedVersion::Exact(n) => n,
+            ExpectedVersion::NoStream | ExpectedVersion::Any => 0,
+        };
+        for (stream_version, event) in (base + 1..).zip(decision.events.iter().cloned()) {
+            let meta = Meta {
+                position: self.position + 1,
+                stream_version,
+                recorded_at_ms: ctx.now_ms(),
+            };
+            self.evolve(event, &meta);
+        }
+        Ok(decision)
     }
 
     /// A hex SHA-256 of each concept's state, in concept order.
@@ -123,10 +158,24 @@ impl Mesh {
             .map(|c| {
                 let digest = match c {
                     Concept::Resource => digest_of(&self.resources),
+                    Concept::Service => digest_of(&self.services),
+                    Concept::Instance => digest_of(&self.instances),
                 };
                 (c.name(), digest)
             })
             .collect()
+    }
+}
+
+/// The apply command for one declarative document: EaseMesh's group goes to the service
+/// concept, everything else to the declarative-resource concept.
+pub fn document_command(document: &serde_json::Value) -> Result<MeshCommand, Rejection> {
+    if CatalogItem::claims(document) {
+        let item = CatalogItem::from_document(document)?;
+        Ok(MeshCommand::Service(ServiceCommand::Apply(vec![item])))
+    } else {
+        let manifest = ResourceManifest::from_value(document)?;
+        Ok(MeshCommand::Resource(ResourceCommand::Apply(manifest)))
     }
 }
 

@@ -147,7 +147,10 @@ fn namespace_of(spec: &KindSpec, metadata: &Map<String, Value>) -> Result<String
     }
 }
 
-fn required_string<'a>(object: &'a Map<String, Value>, field: &str) -> Result<&'a str, Rejection> {
+pub(crate) fn required_string<'a>(
+    object: &'a Map<String, Value>,
+    field: &str,
+) -> Result<&'a str, Rejection> {
     match object.get(field) {
         Some(Value::String(s)) if !s.is_empty() => Ok(s),
         Some(Value::String(_)) => Err(Rejection::invalid(field, "must not be empty")),
@@ -159,7 +162,7 @@ fn required_string<'a>(object: &'a Map<String, Value>, field: &str) -> Result<&'
     }
 }
 
-fn string_map(
+pub(crate) fn string_map(
     metadata: &Map<String, Value>,
     field: &str,
 ) -> Result<BTreeMap<String, String>, Rejection> {
@@ -211,7 +214,7 @@ pub fn validate_name(field: &str, name: &str) -> Result<(), Rejection> {
     Ok(())
 }
 
-fn validate_label_key(field: &str, key: &str) -> Result<(), Rejection> {
+pub(crate) fn validate_label_key(field: &str, key: &str) -> Result<(), Rejection> {
     let (prefix, name) = match key.rsplit_once('/') {
         Some((p, n)) => (Some(p), n),
         None => (None, key),
@@ -227,7 +230,7 @@ fn validate_label_key(field: &str, key: &str) -> Result<(), Rejection> {
     validate_label_value_shape(field, name, false)
 }
 
-fn validate_label_value(field: &str, value: &str) -> Result<(), Rejection> {
+pub(crate) fn validate_label_value(field: &str, value: &str) -> Result<(), Rejection> {
     validate_label_value_shape(field, value, true)
 }
 
@@ -257,7 +260,7 @@ fn validate_label_value_shape(field: &str, value: &str, empty_ok: bool) -> Resul
     }
 }
 
-fn type_name(v: &Value) -> &'static str {
+pub(crate) fn type_name(v: &Value) -> &'static str {
     match v {
         Value::Null => "null",
         Value::Bool(_) => "a boolean",

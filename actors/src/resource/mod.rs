@@ -144,6 +144,7 @@ impl Decider for Resources {
                         expected: expected(version),
                         events: Vec::new(),
                         outcome: Outcome::Unchanged,
+                        item_outcomes: Vec::new(),
                     });
                 }
                 let outcome = if existing.is_some() {
@@ -162,6 +163,7 @@ impl Decider for Resources {
                         body: manifest.body,
                     })],
                     outcome,
+                    item_outcomes: Vec::new(),
                 })
             }
             ResourceCommand::Delete(key) => {
@@ -173,6 +175,7 @@ impl Decider for Resources {
                     expected: ExpectedVersion::Exact(existing.version),
                     events: vec![Event::ResourceDeleted(ResourceDeleted { key })],
                     outcome: Outcome::Deleted,
+                    item_outcomes: Vec::new(),
                 })
             }
         }
@@ -215,6 +218,7 @@ impl Decider for Resources {
                 state.resources.remove(&e.key);
                 state.deleted.insert(e.key, meta.stream_version);
             }
+            _ => {}
         }
     }
 }
