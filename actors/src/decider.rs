@@ -73,6 +73,8 @@ pub struct Rejection {
     pub kind: RejectionKind,
     pub field: Option<String>,
     pub message: String,
+    /// For commands that carry several items, the index of the item at fault.
+    pub item: Option<usize>,
 }
 
 /// The class of a rejection; the API maps it to a status code.
@@ -92,6 +94,7 @@ impl Rejection {
             kind: RejectionKind::Invalid,
             field: Some(field.into()),
             message: message.into(),
+            item: None,
         }
     }
 
@@ -100,6 +103,7 @@ impl Rejection {
             kind: RejectionKind::NotFound,
             field: None,
             message: message.into(),
+            item: None,
         }
     }
 
@@ -108,7 +112,14 @@ impl Rejection {
             kind: RejectionKind::Conflict,
             field: None,
             message: message.into(),
+            item: None,
         }
+    }
+
+    /// Name the item of a multi-item command that is at fault.
+    pub fn at_item(mut self, item: usize) -> Self {
+        self.item = Some(item);
+        self
     }
 
     /// Prefix the field path, e.g. when validating the n-th document of a batch.

@@ -4,6 +4,7 @@
 //!   deciders of `actors` — and the dispatcher that turns accepted commands into durable events
 //!   and delivers them to the actors in log order;
 //! - [`storage`]: opening the configured event store under the data directory;
+//! - [`registry`]: heartbeats in memory and the liveness monitor;
 //! - [`manifests`]: the manifest-directory adapter, the embedded default projection target;
 //! - [`api`]: the HTTP API on actix-web;
 //! - [`daemon`]: wiring of all the above into `meshplane run`.
@@ -19,6 +20,7 @@ pub mod error;
 pub mod host;
 pub mod manifests;
 pub mod metrics;
+pub mod registry;
 pub mod storage;
 
 pub use error::Error;

@@ -8,6 +8,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use crate::object::{KubeObject, ObjectRef, MANAGED_BY_LABEL, MANAGER};
+use crate::registry;
 
 /// Prefix of the etcd keys meshplane writes for generic resources.
 pub const ETCD_RESOURCE_PREFIX: &str = "/meshplane/resources/";
@@ -52,15 +53,51 @@ impl Desired {
     }
 }
 
-/// What should exist for this mesh state.
+/// What should exist for this mesh state: Kubernetes objects and etcd keys.
 pub fn desired(mesh: &Mesh) -> Desired {
+    let mut out = desired_kube(mesh);
+    out.etcd = desired_etcd(mesh);
+    out
+}
+
+/// Every etcd key that should exist: the generic resources under
+/// [`ETCD_RESOURCE_PREFIX`] and the registry in EaseMesh's layout.
+pub fn desired_etcd(mesh: &Mesh) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    for (key, resource) in &mesh.resources.resources {
+        let mut object = resource.to_object(key);
+        object["apiVersion"] = Value::String(served_api_version(&key.kind, &resource.api_version));
+        let etcd_key = format!(
+            "{ETCD_RESOURCE_PREFIX}{}/{}/{}",
+            key.kind, key.namespace, key.name
+        );
+        out.insert(etcd_key, object.to_string());
+    }
+    registry::etcd_keys(&mesh.services, &mesh.instances, &mut out);
+    out
+}
+
+/// Every etcd key prefix [`desired_etcd`] writes under: an etcd target owns these.
+pub fn etcd_owned_prefixes() -> Vec<String> {
+    std::iter::once(ETCD_RESOURCE_PREFIX)
+        .chain(registry::OWNED_PREFIXES.iter().copied())
+        .map(str::to_string)
+        .collect()
+}
+
+fn served_api_version(kind: &str, applied: &str) -> String {
+    kinds::find(kind)
+        .filter(|k| k.kind == kind)
+        .map(|k| k.api_versions[0].to_string())
+        .unwrap_or_else(|| applied.to_string())
+}
+
+/// The Kubernetes objects that should exist (no etcd keys).
+pub fn desired_kube(mesh: &Mesh) -> Desired {
     let mut out = Desired::default();
     for (key, resource) in &mesh.resources.resources {
         let mut object = resource.to_object(key);
-        let api_version = kinds::find(&key.kind)
-            .filter(|k| k.kind == key.kind)
-            .map(|k| k.api_versions[0].to_string())
-            .unwrap_or_else(|| resource.api_version.clone());
+        let api_version = served_api_version(&key.kind, &resource.api_version);
         object["apiVersion"] = Value::String(api_version.clone());
         let r = ObjectRef {
             api_version,
@@ -68,11 +105,6 @@ pub fn desired(mesh: &Mesh) -> Desired {
             namespace: key.namespace.clone(),
             name: key.name.clone(),
         };
-        let etcd_key = format!(
-            "{ETCD_RESOURCE_PREFIX}{}/{}/{}",
-            key.kind, key.namespace, key.name
-        );
-        out.etcd.insert(etcd_key, object.to_string());
         // Ownership is marked on the Kubernetes object only: it is what the cluster adapter and
         // the manifest directory use to decide what they may delete.
         object["metadata"]["labels"][MANAGED_BY_LABEL] = Value::String(MANAGER.to_string());

@@ -11,8 +11,10 @@ pub mod desired;
 pub mod digest;
 pub mod object;
 pub mod plan;
+pub mod registry;
+pub mod time;
 
-pub use desired::{desired, Desired};
+pub use desired::{desired, desired_etcd, desired_kube, Desired};
 pub use digest::{mesh_digest, MeshDigest};
 pub use object::{KubeObject, ObjectRef, MANAGED_BY_LABEL, MANAGER};
 pub use plan::{plan, Plan};

@@ -244,7 +244,7 @@ fn apply_all(state: &ServiceState, items: Vec<CatalogItem>) -> Result<Decision, 
     let last = items.len().saturating_sub(1);
     for (i, item) in items.into_iter().enumerate() {
         let current = scratch.as_ref().unwrap_or(state);
-        let (event, outcome) = apply_one(current, item)?;
+        let (event, outcome) = apply_one(current, item).map_err(|r| r.at_item(i))?;
         outcomes.push(outcome);
         if let Some(event) = event {
             if i < last {

@@ -83,8 +83,10 @@ where
     }
 }
 
-/// Answers with the position the actor has folded up to, once every earlier message is handled.
-pub struct Sync;
+/// Marks that the actor has seen every event up to the given position (it folds only the
+/// events of its concept, so this is how its position passes the others'); answers with that
+/// position once every earlier message is handled.
+pub struct Sync(pub u64);
 
 impl Message for Sync {
     type Result = u64;
@@ -97,7 +99,8 @@ where
 {
     type Result = u64;
 
-    fn handle(&mut self, _: Sync, _: &mut Context<Self>) -> u64 {
+    fn handle(&mut self, msg: Sync, _: &mut Context<Self>) -> u64 {
+        self.position = self.position.max(msg.0);
         self.position
     }
 }

@@ -4,10 +4,12 @@
 use std::sync::{Arc, Mutex};
 
 use actix::{Actor, Addr, MailboxError};
+use actors::instance::{InstanceState, Instances};
 use actors::mesh::{meta_of, Concept};
 use actors::resource::{ResourceState, Resources};
-use actors::{Decision, Mesh, MeshCommand, Outcome, Rejection};
-use events::{EventStore, NewEvent, StoreError, StreamAppend, Transaction};
+use actors::service::{ServiceState, Services};
+use actors::{Decision, Mesh, MeshCommand, Meta, Outcome, Rejection};
+use events::{Event, EventStore, NewEvent, StoreError, StreamAppend, Transaction};
 use tokio::sync::{oneshot, watch};
 use uuid::Uuid;
 
@@ -28,7 +30,14 @@ pub struct Executed {
     pub outcome: Outcome,
     /// Position of the command's last event; `None` when it appended nothing.
     pub position: Option<u64>,
+    /// Per-item outcomes of a multi-item command (see `Decision::item_outcomes`).
+    pub item_outcomes: Vec<Outcome>,
 }
+
+/// Sees every durable event, in log order, as it is delivered to the actors: for adapters that
+/// keep an in-memory index in step with the log (the liveness monitor). Runs on the delivery
+/// task, so it must be quick and must not block.
+pub type Observer = Arc<dyn Fn(&Event, &Meta) + Send + std::marker::Sync>;
 
 /// Why a command did not go through.
 #[derive(Debug, thiserror::Error)]
@@ -59,6 +68,9 @@ impl From<MailboxError> for DispatchError {
 pub struct Dispatcher {
     store: Arc<dyn EventStore>,
     resources: Addr<ConceptActor<Resources>>,
+    services: Addr<ConceptActor<Services>>,
+    instances: Addr<ConceptActor<Instances>>,
+    observers: Arc<[Observer]>,
     delivered: watch::Receiver<u64>,
     failure: Arc<Mutex<Option<String>>>,
     metrics: Arc<Metrics>,
@@ -72,13 +84,29 @@ impl Dispatcher {
     /// delivery loop from the log's head. Must run inside an actix `System`.
     pub fn start(store: Arc<dyn EventStore>, metrics: Arc<Metrics>) -> Result<Dispatcher, Error> {
         let mesh = fold(store.as_ref(), None)?;
+        Self::start_from(store, metrics, mesh, Vec::new())
+    }
+
+    /// Start from a mesh already folded from `store` up to `mesh.position`, with observers of
+    /// every event delivered after that. Must run inside an actix `System`.
+    pub fn start_from(
+        store: Arc<dyn EventStore>,
+        metrics: Arc<Metrics>,
+        mesh: Mesh,
+        observers: Vec<Observer>,
+    ) -> Result<Dispatcher, Error> {
         let position = mesh.position;
         tracing::info!(
             position,
             resources = mesh.resources.resources.len(),
+            tenants = mesh.services.tenants.len(),
+            services = mesh.services.services.len(),
+            instances = mesh.instances.instances.len(),
             "folded the event log"
         );
         let resources = ConceptActor::<Resources>::new(mesh.resources, position).start();
+        let services = ConceptActor::<Services>::new(mesh.services, position).start();
+        let instances = ConceptActor::<Instances>::new(mesh.instances, position).start();
         let (delivered_tx, delivered) = watch::channel(position);
         let failure = Arc::new(Mutex::new(None));
         metrics
@@ -90,6 +118,9 @@ impl Dispatcher {
         let dispatcher = Dispatcher {
             store,
             resources,
+            services,
+            instances,
+            observers: observers.into(),
             delivered,
             failure,
             metrics,
@@ -189,16 +220,23 @@ impl Dispatcher {
         Err(DispatchError::Contended)
     }
 
-    /// Assemble a consistent view of every concept's state.
+    /// Assemble a consistent view of every concept's state: every actor is read at the same
+    /// delivered position (delivery is paused between batches only, so the reads are retried
+    /// until they agree).
     pub async fn mesh(&self) -> Result<Mesh, DispatchError> {
-        let (resources, position) = self
-            .resources
-            .send(Read(Box::new(|s: &ResourceState, p| (s.clone(), p))))
-            .await?;
-        Ok(Mesh {
-            position,
-            resources,
-        })
+        loop {
+            let (resources, p1) = self.read_resources(|s, p| (s.clone(), p)).await?;
+            let (services, p2) = self.read_services(|s, p| (s.clone(), p)).await?;
+            let (instances, p3) = self.read_instances(|s, p| (s.clone(), p)).await?;
+            if p1 == p2 && p2 == p3 {
+                return Ok(Mesh {
+                    position: p1,
+                    resources,
+                    services,
+                    instances,
+                });
+            }
+        }
     }
 
     /// Run a read-only query on the resource concept's state.
@@ -207,6 +245,22 @@ impl Dispatcher {
         query: impl FnOnce(&ResourceState, u64) -> R + Send + 'static,
     ) -> Result<R, DispatchError> {
         Ok(self.resources.send(Read(Box::new(query))).await?)
+    }
+
+    /// Run a read-only query on the service concept's state (tenants, services, controller).
+    pub async fn read_services<R: Send + 'static>(
+        &self,
+        query: impl FnOnce(&ServiceState, u64) -> R + Send + 'static,
+    ) -> Result<R, DispatchError> {
+        Ok(self.services.send(Read(Box::new(query))).await?)
+    }
+
+    /// Run a read-only query on the instance concept's state.
+    pub async fn read_instances<R: Send + 'static>(
+        &self,
+        query: impl FnOnce(&InstanceState, u64) -> R + Send + 'static,
+    ) -> Result<R, DispatchError> {
+        Ok(self.instances.send(Read(Box::new(query))).await?)
     }
 
     async fn decide(
@@ -218,6 +272,24 @@ impl Dispatcher {
         Ok(match command {
             MeshCommand::Resource(command) => {
                 self.resources
+                    .send(Decide {
+                        command,
+                        now_ms,
+                        seed,
+                    })
+                    .await?
+            }
+            MeshCommand::Service(command) => {
+                self.services
+                    .send(Decide {
+                        command,
+                        now_ms,
+                        seed,
+                    })
+                    .await?
+            }
+            MeshCommand::Instance(command) => {
+                self.instances
                     .send(Decide {
                         command,
                         now_ms,
@@ -243,6 +315,7 @@ impl Dispatcher {
                 Executed {
                     outcome: d.outcome,
                     position,
+                    item_outcomes: d.item_outcomes.clone(),
                 }
             })
             .collect()
@@ -270,20 +343,27 @@ impl Dispatcher {
             for envelope in &batch {
                 let event = Arc::new(envelope.decode()?);
                 let meta = meta_of(envelope);
+                for observe in self.observers.iter() {
+                    observe(&event, &meta);
+                }
                 for concept in Concept::of(&event) {
+                    let message = Deliver {
+                        event: event.clone(),
+                        meta,
+                    };
                     match concept {
-                        Concept::Resource => self.resources.do_send(Deliver {
-                            event: event.clone(),
-                            meta,
-                        }),
+                        Concept::Resource => self.resources.do_send(message),
+                        Concept::Service => self.services.do_send(message),
+                        Concept::Instance => self.instances.do_send(message),
                     }
                 }
             }
             // Mailboxes are FIFO: once each actor answers Sync it has folded the whole batch.
-            self.resources
-                .send(Sync)
-                .await
-                .map_err(|e| Error::Host(e.to_string()))?;
+            // Actors that folded nothing of the batch still advance their position.
+            let host = |e: MailboxError| Error::Host(e.to_string());
+            self.resources.send(Sync(last)).await.map_err(host)?;
+            self.services.send(Sync(last)).await.map_err(host)?;
+            self.instances.send(Sync(last)).await.map_err(host)?;
             self.metrics
                 .delivered
                 .store(last, std::sync::atomic::Ordering::Relaxed);

@@ -10,5 +10,5 @@ mod dispatcher;
 mod fold;
 
 pub use actor::{ConceptActor, Decide, Deliver, Read, Sync};
-pub use dispatcher::{DispatchError, Dispatcher, Executed};
+pub use dispatcher::{DispatchError, Dispatcher, Executed, Observer};
 pub use fold::fold;

@@ -1,0 +1,379 @@
+//! The in-memory heartbeat table.
+//!
+//! Heartbeats never touch the log: a heartbeat is one hash-map update under a mutex. The table
+//! follows the log through the dispatcher's delivery observer (registrations add entries,
+//! removals drop them, transitions flip the `silent` mark), so it always describes the
+//! instances the log has, whoever appended the events.
+
+#![allow(clippy::disallowed_types)] // HashMap: pure lookups; `due` sorts what it returns.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use actors::instance::liveness::{judge, Limits, Seen, Verdict};
+use actors::instance::{InstanceCommand, InstanceState};
+use actors::Meta;
+use events::schema::InstanceKey;
+use events::Event;
+
+#[derive(Clone, Copy, Debug)]
+struct Tracked {
+    seen: Seen,
+    /// The log has the instance out of service for silence.
+    silent: bool,
+    /// A transition for it is being executed; do not decide another.
+    pending: bool,
+}
+
+struct Table {
+    entries: HashMap<InstanceKey, Tracked>,
+    limits: Limits,
+}
+
+/// Heartbeats of every registered instance, in memory.
+pub struct LivenessTracker {
+    table: Mutex<Table>,
+}
+
+/// What a heartbeat found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Beat {
+    /// Recorded.
+    Known,
+    /// No such instance is registered (the sidecar should register again).
+    Unknown,
+}
+
+impl LivenessTracker {
+    /// A table for the instances of `state`, watched from `started_ms`: every instance gets the
+    /// grace of a heartbeat at start-up, so nothing is marked out of service before 2 × the
+    /// heartbeat interval has passed since the daemon started.
+    pub fn new(state: &InstanceState, started_ms: i64) -> Self {
+        let entries = state
+            .instances
+            .iter()
+            .map(|(key, instance)| {
+                let tracked = Tracked {
+                    seen: Seen {
+                        last_heartbeat_ms: started_ms.max(instance.last_heartbeat_ms),
+                        heartbeat_seen: false,
+                    },
+                    silent: instance.silence.is_some(),
+                    pending: false,
+                };
+                (key.clone(), tracked)
+            })
+            .collect();
+        LivenessTracker {
+            table: Mutex::new(Table {
+                entries,
+                limits: state.limits(),
+            }),
+        }
+    }
+
+    fn table(&self) -> std::sync::MutexGuard<'_, Table> {
+        // A panic while holding the lock leaves a consistent table (every update is a single
+        // assignment), so a poisoned lock is still usable.
+        self.table.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Record a heartbeat of `service/instance_id` at `now_ms`.
+    pub fn heartbeat(&self, service: &str, instance_id: &str, now_ms: i64) -> Beat {
+        let key = InstanceKey::new(service, instance_id);
+        let mut table = self.table();
+        match table.entries.get_mut(&key) {
+            Some(t) => {
+                t.seen = Seen {
+                    last_heartbeat_ms: t.seen.last_heartbeat_ms.max(now_ms),
+                    heartbeat_seen: true,
+                };
+                Beat::Known
+            }
+            None => Beat::Unknown,
+        }
+    }
+
+    /// Record many heartbeats under one lock; answers which were unknown.
+    pub fn heartbeats<'a>(
+        &self,
+        beats: impl IntoIterator<Item = (&'a str, &'a str)>,
+        now_ms: i64,
+    ) -> Vec<InstanceKey> {
+        let mut unknown = Vec::new();
+        let mut table = self.table();
+        for (service, instance_id) in beats {
+            let key = InstanceKey::new(service, instance_id);
+            match table.entries.get_mut(&key) {
+                Some(t) => {
+                    t.seen = Seen {
+                        last_heartbeat_ms: t.seen.last_heartbeat_ms.max(now_ms),
+                        heartbeat_seen: true,
+                    };
+                }
+                None => unknown.push(key),
+            }
+        }
+        unknown
+    }
+
+    /// The last heartbeat seen of an instance (real or the start-up grace), if registered.
+    pub fn last_seen(&self, key: &InstanceKey) -> Option<Seen> {
+        self.table().entries.get(key).map(|t| t.seen)
+    }
+
+    pub fn len(&self) -> usize {
+        self.table().entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Follow the log (called for every delivered event, in order).
+    pub fn observe(&self, event: &Event, _meta: &Meta) {
+        let mut table = self.table();
+        match event {
+            Event::InstanceRegistered(e) => {
+                let seen = Seen {
+                    last_heartbeat_ms: e.registry_time_ms,
+                    heartbeat_seen: true,
+                };
+                let entry = table.entries.entry(e.key.clone()).or_insert(Tracked {
+                    seen,
+                    silent: false,
+                    pending: false,
+                });
+                if seen.last_heartbeat_ms >= entry.seen.last_heartbeat_ms {
+                    entry.seen = seen;
+                }
+                entry.silent = false;
+            }
+            Event::InstanceDeregistered(e) => {
+                table.entries.remove(&e.key);
+            }
+            Event::InstanceExpired(e) => {
+                table.entries.remove(&e.key);
+            }
+            Event::InstanceOutOfService(e) => {
+                if let Some(t) = table.entries.get_mut(&e.key) {
+                    t.silent = true;
+                }
+            }
+            Event::InstanceRecovered(e) => {
+                if let Some(t) = table.entries.get_mut(&e.key) {
+                    t.silent = false;
+                }
+            }
+            Event::MeshControllerApplied(e) => {
+                table.limits = Limits {
+                    heartbeat_interval_ms: e.heartbeat_interval_ms,
+                    dead_record_ms: e.dead_record_ms,
+                };
+            }
+            _ => {}
+        }
+    }
+
+    /// The transitions due at `now_ms`, in key order, each marked pending until
+    /// [`LivenessTracker::settle`] so one transition is not decided twice.
+    pub fn due(&self, now_ms: i64) -> Vec<InstanceCommand> {
+        let mut table = self.table();
+        let limits = table.limits;
+        let mut due: Vec<InstanceCommand> = Vec::new();
+        for (key, t) in table.entries.iter_mut() {
+            if t.pending {
+                continue;
+            }
+            let Some(verdict) = judge(t.seen, t.silent, now_ms, limits) else {
+                continue;
+            };
+            t.pending = true;
+            let key = key.clone();
+            due.push(match verdict {
+                Verdict::OutOfService(silence) => {
+                    InstanceCommand::MarkOutOfService { key, silence }
+                }
+                Verdict::Expired(silence) => InstanceCommand::Expire { key, silence },
+                Verdict::Recovered { heartbeat_ms } => {
+                    InstanceCommand::MarkRecovered { key, heartbeat_ms }
+                }
+            });
+        }
+        due.sort_by(|a, b| a.key().cmp(b.key()));
+        due
+    }
+
+    /// The transitions for these instances are done (or abandoned): judge them again.
+    pub fn settle<'a>(&self, keys: impl IntoIterator<Item = &'a InstanceKey>) {
+        let mut table = self.table();
+        for key in keys {
+            if let Some(t) = table.entries.get_mut(key) {
+                t.pending = false;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actors::instance::{Registration, Status};
+    use actors::{Ctx, Mesh, MeshCommand};
+    use serde_json::json;
+
+    const T0: i64 = 1_795_305_600_000;
+
+    /// A mesh with one service and instances a, b registered at T0; interval 1 s.
+    fn mesh() -> Mesh {
+        let mut mesh = Mesh::default();
+        let mut ctx = Ctx::new(T0, 1);
+        mesh.apply_documents(
+            &[
+                json!({"apiVersion": "mesh.megaease.com/v2alpha1", "kind": "MeshController",
+                       "metadata": {"name": "mc"}, "heartbeatInterval": "1s", "registryType": "eureka",
+                       "deadRecordTime": "30s"}),
+                json!({"apiVersion": "mesh.megaease.com/v2alpha1", "kind": "Tenant", "metadata": {"name": "t"}}),
+                json!({"apiVersion": "mesh.megaease.com/v2alpha1", "kind": "Service", "metadata": {"name": "s"},
+                       "spec": {"registerTenant": "t"}}),
+            ],
+            &mut ctx,
+        )
+        .unwrap();
+        for id in ["a", "b"] {
+            let r = Registration::from_value(&json!({"serviceName": "s", "instanceID": id,
+                "ip": "10.0.0.1", "port": 13001}))
+            .unwrap();
+            mesh.execute(
+                MeshCommand::Instance(InstanceCommand::Register(r)),
+                &mut ctx,
+            )
+            .unwrap();
+        }
+        mesh
+    }
+
+    /// Execute the due commands at `now` against the mesh, feeding the events back to the
+    /// tracker as the dispatcher's delivery would.
+    fn run(tracker: &LivenessTracker, mesh: &mut Mesh, now: i64) -> Vec<String> {
+        let mut ctx = Ctx::new(now, 2);
+        let due = tracker.due(now);
+        let mut done = Vec::new();
+        for command in due {
+            let key = command.key().clone();
+            let before = mesh.position;
+            let d = mesh
+                .execute(MeshCommand::Instance(command), &mut ctx)
+                .unwrap();
+            for (i, e) in d.events.iter().enumerate() {
+                let meta = Meta {
+                    position: before + 1 + i as u64,
+                    stream_version: 0,
+                    recorded_at_ms: now,
+                };
+                tracker.observe(e, &meta);
+                done.push(format!("{} {key}", e.event_type()));
+            }
+            tracker.settle([&key]);
+        }
+        done
+    }
+
+    #[test]
+    fn timing_with_a_controlled_clock() {
+        let mut mesh = mesh();
+        let tracker = LivenessTracker::new(&mesh.instances, T0);
+        // a heartbeats every second; b goes silent after T0.
+        let mut t = T0;
+        let mut trail = Vec::new();
+        while t <= T0 + 3_000 {
+            tracker.heartbeat("s", "a", t);
+            trail.extend(
+                run(&tracker, &mut mesh, t)
+                    .into_iter()
+                    .map(|e| format!("{t} {e}")),
+            );
+            t += 250;
+        }
+        // b: last heartbeat T0 (grace), deadline T0 + 2 s: marked exactly at the first tick
+        // at or after it, never before.
+        assert_eq!(
+            trail,
+            [format!("{} instance.out_of_service s/b", T0 + 2_000)]
+        );
+        let status = |mesh: &Mesh, id: &str| {
+            mesh.instances
+                .get(&InstanceKey::new("s", id))
+                .unwrap()
+                .status()
+        };
+        assert_eq!(
+            (status(&mesh, "a"), status(&mesh, "b")),
+            (Status::Up, Status::OutOfService)
+        );
+        // b's heartbeats resume: back up at the next tick.
+        tracker.heartbeat("s", "b", T0 + 3_100);
+        assert_eq!(
+            run(&tracker, &mut mesh, T0 + 3_250),
+            ["instance.recovered s/b"]
+        );
+        assert_eq!(status(&mesh, "b"), Status::Up);
+        // Nothing is decided twice while nothing changes.
+        tracker.heartbeat("s", "a", T0 + 3_500);
+        tracker.heartbeat("s", "b", T0 + 3_500);
+        assert!(run(&tracker, &mut mesh, T0 + 3_600).is_empty());
+    }
+
+    #[test]
+    fn offline_sticks_through_heartbeats() {
+        let mut mesh = mesh();
+        let tracker = LivenessTracker::new(&mesh.instances, T0);
+        let mut ctx = Ctx::new(T0, 3);
+        let key = InstanceKey::new("s", "a");
+        let d = mesh
+            .execute(
+                MeshCommand::Instance(InstanceCommand::TakeOffline {
+                    key: key.clone(),
+                    reason: "drain".into(),
+                }),
+                &mut ctx,
+            )
+            .unwrap();
+        for e in &d.events {
+            tracker.observe(
+                e,
+                &Meta {
+                    position: 0,
+                    stream_version: 0,
+                    recorded_at_ms: T0,
+                },
+            );
+        }
+        for step in 1..=40 {
+            let now = T0 + step * 500;
+            tracker.heartbeat("s", "a", now);
+            tracker.heartbeat("s", "b", now);
+            assert!(run(&tracker, &mut mesh, now).is_empty(), "step {step}");
+            assert_eq!(
+                mesh.instances.get(&key).unwrap().status(),
+                Status::OutOfService
+            );
+        }
+    }
+
+    #[test]
+    fn expired_instances_leave_the_table_and_unknown_heartbeats_are_reported() {
+        let mut mesh = mesh();
+        let tracker = LivenessTracker::new(&mesh.instances, T0);
+        run(&tracker, &mut mesh, T0 + 2_000);
+        assert_eq!(
+            run(&tracker, &mut mesh, T0 + 30_000),
+            ["instance.expired s/a", "instance.expired s/b"]
+        );
+        assert!(tracker.is_empty());
+        assert!(mesh.instances.instances.is_empty());
+        assert_eq!(tracker.heartbeat("s", "a", T0 + 30_001), Beat::Unknown);
+        let unknown = tracker.heartbeats([("s", "a"), ("s", "zz")], T0);
+        assert_eq!(unknown.len(), 2);
+    }
+}
