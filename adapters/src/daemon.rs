@@ -10,11 +10,17 @@ use std::time::Duration;
 use actix_web::{web, App, HttpServer};
 
 use crate::api::{self, ApiState, Auth};
+use crate::clock;
 use crate::error::Error;
-use crate::host::Dispatcher;
+use crate::host::{fold, Dispatcher};
 use crate::manifests::ManifestDir;
 use crate::metrics::Metrics;
+use crate::registry::{run_monitor, LivenessTracker};
 use crate::storage::{open_store, StoreKind};
+
+/// How often the liveness monitor looks for transitions: bounds how late an instance is marked
+/// out of service (2 × heartbeat interval + this).
+pub const LIVENESS_TICK: Duration = Duration::from_millis(250);
 
 /// The default listen address: loopback only.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:7470";
@@ -81,7 +87,12 @@ async fn serve(
     manifests: ManifestDir,
 ) -> Result<(), Error> {
     let metrics = Arc::new(Metrics::default());
-    let dispatcher = Dispatcher::start(store, metrics.clone())?;
+    let (dispatcher, tracker) = start_host(store, metrics.clone(), clock::now_ms())?;
+    let monitor = actix_rt::spawn(run_monitor(
+        dispatcher.clone(),
+        tracker.clone(),
+        LIVENESS_TICK,
+    ));
     let manifests = Arc::new(Mutex::new(manifests));
     let projector = actix_rt::spawn(project_forever(
         dispatcher.clone(),
@@ -94,6 +105,7 @@ async fn serve(
         metrics: metrics.clone(),
         auth: Auth::new(config.token.clone()),
         max_body_bytes: config.max_body_bytes,
+        tracker,
     });
     let server = HttpServer::new(move || App::new().configure(api::configure(state.clone())))
         .workers(2)
@@ -113,10 +125,31 @@ async fn serve(
     });
     server.await.map_err(Error::Server)?;
     tracing::info!("shutting down");
+    monitor.abort();
     projector.abort();
     // A last projection so the manifest directory reflects everything acknowledged.
     project_once(&dispatcher, &manifests, &metrics).await;
     Ok(())
+}
+
+/// Fold the log, build the heartbeat table from the folded instances (watched from
+/// `started_ms`), and start the actor host with the table following every delivered event.
+/// Must run inside an actix `System`.
+pub fn start_host(
+    store: Arc<dyn events::EventStore>,
+    metrics: Arc<Metrics>,
+    started_ms: i64,
+) -> Result<(Dispatcher, Arc<LivenessTracker>), Error> {
+    let mesh = fold(store.as_ref(), None)?;
+    let tracker = Arc::new(LivenessTracker::new(&mesh.instances, started_ms));
+    let observer = tracker.clone();
+    let dispatcher = Dispatcher::start_from(
+        store,
+        metrics,
+        mesh,
+        vec![Arc::new(move |event, meta| observer.observe(event, meta))],
+    )?;
+    Ok((dispatcher, tracker))
 }
 
 /// Wait for SIGTERM or SIGINT; returns the signal's name.
@@ -169,7 +202,7 @@ async fn project_once(
     let manifests = manifests.clone();
     let metrics_for_sync = metrics.clone();
     let outcome = tokio::task::spawn_blocking(move || {
-        let desired = projections::desired(&mesh);
+        let desired = projections::desired_kube(&mesh);
         for (r, why) in &desired.errors {
             tracing::error!(object = %r, error = %why, "cannot project object");
         }

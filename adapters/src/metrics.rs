@@ -16,6 +16,12 @@ pub struct Metrics {
     pub manifest_deletes: AtomicU64,
     pub projection_errors: AtomicU64,
     pub conflict_retries: AtomicU64,
+    pub heartbeats: AtomicU64,
+    pub heartbeats_unknown: AtomicU64,
+    pub etcd_projected: AtomicU64,
+    pub etcd_puts: AtomicU64,
+    pub etcd_deletes: AtomicU64,
+    pub etcd_errors: AtomicU64,
     commands: Mutex<BTreeMap<&'static str, u64>>,
     requests: Mutex<BTreeMap<(String, u16), u64>>,
 }
@@ -103,6 +109,42 @@ impl Metrics {
             "Commands re-decided after an optimistic-concurrency conflict.",
             "counter",
             &self.conflict_retries,
+        );
+        for (name, help, value) in [
+            (
+                "meshplane_heartbeats_total",
+                "Heartbeats recorded (in memory; never events).",
+                &self.heartbeats,
+            ),
+            (
+                "meshplane_heartbeats_unknown_total",
+                "Heartbeats of instances that are not registered.",
+                &self.heartbeats_unknown,
+            ),
+            (
+                "meshplane_etcd_puts_total",
+                "Keys written to etcd by the projection.",
+                &self.etcd_puts,
+            ),
+            (
+                "meshplane_etcd_deletes_total",
+                "Keys deleted from etcd by the projection.",
+                &self.etcd_deletes,
+            ),
+            (
+                "meshplane_etcd_errors_total",
+                "Failed etcd projection passes.",
+                &self.etcd_errors,
+            ),
+        ] {
+            gauge(&mut out, name, help, "counter", value);
+        }
+        gauge(
+            &mut out,
+            "meshplane_etcd_projected_position",
+            "Last log position whose etcd keys were written.",
+            "gauge",
+            &self.etcd_projected,
         );
         let _ = writeln!(out, "# HELP meshplane_commands_total Commands handled, by outcome.\n# TYPE meshplane_commands_total counter");
         for (outcome, n) in self.commands.lock().expect("metrics lock").iter() {

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use actix_web::http::StatusCode;
 use actix_web::{test, web, App};
 use adapters::api::{self, ApiState, Auth};
-use adapters::host::Dispatcher;
+use adapters::daemon::start_host;
 use adapters::metrics::Metrics;
 use events::backend::memory::MemoryBackend;
 use events::{EventStore, Log};
@@ -19,12 +19,13 @@ struct Fixture {
 fn fixture(token: Option<&str>, max_body_bytes: usize) -> Fixture {
     let store: Arc<dyn EventStore> = Arc::new(Log::open(MemoryBackend::new()).unwrap());
     let metrics = Arc::new(Metrics::default());
-    let dispatcher = Dispatcher::start(store.clone(), metrics.clone()).unwrap();
+    let (dispatcher, tracker) = start_host(store.clone(), metrics.clone(), 0).unwrap();
     let state = web::Data::new(ApiState {
         dispatcher,
         metrics,
         auth: Auth::new(token.map(str::to_string)),
         max_body_bytes,
+        tracker,
     });
     Fixture { store, state }
 }

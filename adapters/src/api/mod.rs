@@ -5,7 +5,9 @@
 
 mod auth;
 mod body;
+mod easemesh;
 mod error;
+mod registry;
 mod resources;
 mod respond;
 
@@ -16,6 +18,7 @@ use actix_web::{web, HttpResponse};
 
 use crate::host::Dispatcher;
 use crate::metrics::Metrics;
+use crate::registry::LivenessTracker;
 pub use auth::Auth;
 pub use error::ApiError;
 
@@ -28,6 +31,8 @@ pub struct ApiState {
     pub metrics: Arc<Metrics>,
     pub auth: Auth,
     pub max_body_bytes: usize,
+    /// The in-memory heartbeat table (heartbeats never go through the log).
+    pub tracker: Arc<LivenessTracker>,
 }
 
 /// Register every route on an actix-web app.
@@ -84,9 +89,93 @@ pub fn configure(state: web::Data<ApiState>) -> impl FnOnce(&mut web::ServiceCon
                             .delete(resources::delete)
                             .default_service(web::to(method_not_allowed)),
                     )
+                    .configure(registry_routes)
+                    .configure(easemesh_routes)
                     .default_service(web::to(not_found)),
             );
     }
+}
+
+/// meshplane's own registry API.
+fn registry_routes(cfg: &mut web::ServiceConfig) {
+    let instance = "/api/v1/registry/instances/{service}/{id}";
+    cfg.service(
+        web::resource("/api/v1/registry/instances")
+            .get(registry::list_instances)
+            .post(registry::register)
+            .default_service(web::to(method_not_allowed)),
+    )
+    .service(
+        web::resource(instance)
+            .get(registry::get_instance)
+            .delete(registry::deregister)
+            .default_service(web::to(method_not_allowed)),
+    )
+    .service(
+        web::resource(format!("{instance}/heartbeat"))
+            .put(registry::heartbeat)
+            .post(registry::heartbeat)
+            .default_service(web::to(method_not_allowed)),
+    )
+    .service(
+        web::resource(format!("{instance}/offline"))
+            .post(registry::offline)
+            .default_service(web::to(method_not_allowed)),
+    )
+    .service(
+        web::resource(format!("{instance}/online"))
+            .post(registry::online)
+            .default_service(web::to(method_not_allowed)),
+    )
+    .service(
+        web::resource("/api/v1/registry/heartbeats")
+            .post(registry::heartbeats)
+            .default_service(web::to(method_not_allowed)),
+    )
+    .service(
+        web::resource("/api/v1/registry/services/{name}/visible")
+            .get(registry::visible)
+            .default_service(web::to(method_not_allowed)),
+    )
+    .service(
+        web::resource("/api/v1/registry/{collection}")
+            .get(registry::list_catalog)
+            .default_service(web::to(method_not_allowed)),
+    )
+    .service(
+        web::resource("/api/v1/registry/{collection}/{name}")
+            .get(registry::get_catalog)
+            .default_service(web::to(method_not_allowed)),
+    );
+}
+
+/// EaseMesh's control-plane paths, under both `/apis/v1` and `/apis/v2` as Easegress serves
+/// them.
+fn easemesh_routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::resource("/apis/{version:v[12]}/mesh/serviceinstances")
+            .get(easemesh::list_instances)
+            .default_service(web::to(method_not_allowed)),
+    )
+    .service(
+        web::resource("/apis/{version:v[12]}/mesh/serviceinstances/{service}/{id}")
+            .get(easemesh::get_instance)
+            .delete(easemesh::offline_instance)
+            .default_service(web::to(method_not_allowed)),
+    )
+    .service(
+        web::resource("/apis/{version:v[12]}/mesh/{collection:tenants|services}")
+            .get(easemesh::list)
+            .post(easemesh::create)
+            .default_service(web::to(method_not_allowed)),
+    )
+    .service(
+        web::resource("/apis/{version:v[12]}/mesh/{collection:tenants|services}/{name}")
+            .get(easemesh::get)
+            .put(easemesh::update)
+            .delete(easemesh::delete)
+            .default_service(web::to(method_not_allowed)),
+    );
 }
 
 async fn readyz(state: web::Data<ApiState>) -> HttpResponse {

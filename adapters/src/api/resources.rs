@@ -5,6 +5,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use actors::resource::kinds::{self, KindSpec};
 use actors::resource::manifest::DEFAULT_NAMESPACE;
 use actors::resource::{ResourceCommand, ResourceManifest, StoredResource};
+use actors::service::{CatalogItem, ServiceCommand};
 use actors::MeshCommand;
 use events::schema::ResourceKey;
 use serde::{Deserialize, Serialize};
@@ -15,7 +16,7 @@ use super::error::ApiError;
 use super::respond::respond;
 use super::ApiState;
 use crate::clock::rfc3339;
-use crate::host::Executed;
+use crate::host::{DispatchError, Executed};
 
 #[derive(Deserialize)]
 pub struct NamespaceQuery {
@@ -96,31 +97,108 @@ pub async fn apply(
     state.auth.check(&req)?;
     let body = read_limited(&req, payload, state.max_body_bytes).await?;
     let docs = documents(&req, &body)?;
-    // Validate every document before anything is decided: one bad document rejects them all.
-    let manifests = docs
-        .iter()
-        .enumerate()
-        .map(|(i, doc)| {
-            ResourceManifest::from_value(doc)
-                .map_err(|r| ApiError::rejected(r, Some(&format!("documents[{i}]"))))
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    let keys: Vec<ResourceKey> = manifests.iter().map(|m| m.key.clone()).collect();
-    let commands = manifests
-        .into_iter()
-        .map(|m| MeshCommand::Resource(ResourceCommand::Apply(m)))
-        .collect();
+    let mut batch = ApplyBatch::parse(&docs)?;
+    let commands = std::mem::take(&mut batch.commands);
     let executed = state
         .dispatcher
         .execute_all(commands)
         .await
-        .map_err(|e| ApiError::dispatch(e, true))?;
-    let results: Vec<ResultLine> = keys
-        .iter()
-        .zip(&executed)
-        .map(|(k, e)| ResultLine::new(k, e))
-        .collect();
-    respond(&req, StatusCode::OK, &json!({ "results": results }))
+        .map_err(|e| batch.map_error(e))?;
+    respond(
+        &req,
+        StatusCode::OK,
+        &json!({ "results": batch.lines.results(&executed) }),
+    )
+}
+
+/// The documents of one apply request as commands: one per Kubernetes object, and one for all
+/// EaseMesh catalog objects together (they share a stream, and a later one may need an earlier
+/// one: a tenant and its services in one file).
+struct ApplyBatch {
+    commands: Vec<MeshCommand>,
+    lines: Lines,
+    /// Document index of each catalog item, in order.
+    catalog_docs: Vec<usize>,
+    /// Document index of each command (the catalog command points at its first document).
+    command_docs: Vec<usize>,
+}
+
+/// Which identity each document's result line shows, and where its outcome comes from.
+struct Lines(Vec<(ResourceKey, usize, Option<usize>)>);
+
+impl Lines {
+    fn results(&self, executed: &[Executed]) -> Vec<ResultLine> {
+        self.0
+            .iter()
+            .map(|(key, command, item)| {
+                let e = &executed[*command];
+                let mut line = ResultLine::new(key, e);
+                if let Some(outcome) = item.and_then(|i| e.item_outcomes.get(i)) {
+                    line.outcome = outcome.as_str();
+                }
+                line
+            })
+            .collect()
+    }
+}
+
+impl ApplyBatch {
+    /// Validate every document before anything is decided: one bad document rejects them all.
+    fn parse(docs: &[Value]) -> Result<ApplyBatch, ApiError> {
+        let mut commands = Vec::new();
+        let mut command_docs = Vec::new();
+        let mut items = Vec::new();
+        let mut catalog_docs = Vec::new();
+        let mut lines = Vec::new();
+        for (i, doc) in docs.iter().enumerate() {
+            let at = |r| ApiError::rejected(r, Some(&format!("documents[{i}]")));
+            if CatalogItem::claims(doc) {
+                let item = CatalogItem::from_document(doc).map_err(at)?;
+                let r = item.reference();
+                lines.push((
+                    ResourceKey::new(r.kind.name(), "", r.name),
+                    usize::MAX,
+                    Some(items.len()),
+                ));
+                catalog_docs.push(i);
+                items.push(item);
+            } else {
+                let manifest = ResourceManifest::from_value(doc).map_err(at)?;
+                lines.push((manifest.key.clone(), commands.len(), None));
+                command_docs.push(i);
+                commands.push(MeshCommand::Resource(ResourceCommand::Apply(manifest)));
+            }
+        }
+        if !items.is_empty() {
+            let index = commands.len();
+            for line in lines.iter_mut().filter(|l| l.2.is_some()) {
+                line.1 = index;
+            }
+            command_docs.push(catalog_docs[0]);
+            commands.push(MeshCommand::Service(ServiceCommand::Apply(items)));
+        }
+        Ok(ApplyBatch {
+            commands,
+            lines: Lines(lines),
+            catalog_docs,
+            command_docs,
+        })
+    }
+
+    /// Name the document at fault in a rejection.
+    fn map_error(&self, e: DispatchError) -> ApiError {
+        match e {
+            DispatchError::Rejected { index, rejection } => {
+                let doc = match rejection.item {
+                    Some(item) => self.catalog_docs.get(item).copied(),
+                    None => self.command_docs.get(index).copied(),
+                }
+                .unwrap_or(index);
+                ApiError::rejected(rejection, Some(&format!("documents[{doc}]")))
+            }
+            other => ApiError::dispatch(other, true),
+        }
+    }
 }
 
 pub async fn put(

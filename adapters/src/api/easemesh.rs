@@ -1,0 +1,243 @@
+//! EaseMesh's control-plane API paths (`/apis/v2/mesh/...`, also under `/apis/v1`), so emctl
+//! and scripts written for EaseMesh work unchanged: tenants, services and service instances,
+//! with EaseMesh's status codes (POST 201 with `Location`, 409 on a duplicate, 404, 400 with a
+//! message; PUT and DELETE 200 with an empty body) and its JSON shapes. Errors are
+//! `{"code": N, "message": "..."}` (plus meshplane's `reason` and `field`). Empty lists are
+//! `[]` (EaseMesh answers `null` for some; that inconsistency is not copied).
+
+use actix_web::http::header::LOCATION;
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+use actors::instance::{InstanceCommand, InstanceState};
+use actors::service::{CatalogItem, CatalogKind, CatalogRef, ServiceCommand};
+use actors::MeshCommand;
+use events::schema::InstanceKey;
+use projections::registry::{service_value, tenant_value, InstanceSpecValue};
+use serde_json::Value;
+
+use super::body::read_limited;
+use super::error::ApiError;
+use super::registry::json_body;
+use super::ApiState;
+use crate::host::DispatchError;
+
+/// The reason recorded when an instance is taken offline through EaseMesh's DELETE.
+pub const OFFLINE_REASON: &str = "taken offline through the EaseMesh API";
+
+fn kind_of(collection: &str) -> Result<CatalogKind, ApiError> {
+    match collection {
+        "tenants" => Ok(CatalogKind::Tenant),
+        "services" => Ok(CatalogKind::Service),
+        other => Err(ApiError::not_found(format!(
+            "no EaseMesh collection `{other}`"
+        ))),
+    }
+}
+
+fn json_text(text: String) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("application/json")
+        .body(text)
+}
+
+/// `GET /apis/v2/mesh/{tenants|services}`.
+pub async fn list(
+    path: web::Path<(String, String)>,
+    state: web::Data<ApiState>,
+) -> Result<HttpResponse, ApiError> {
+    let (_, collection) = path.into_inner();
+    let kind = kind_of(&collection)?;
+    let items = state
+        .dispatcher
+        .read_services(move |s, _| -> Vec<Value> {
+            match kind {
+                CatalogKind::Tenant => s
+                    .tenants
+                    .keys()
+                    .filter_map(|n| tenant_value(s, n))
+                    .filter_map(|t| serde_json::from_str(&t).ok())
+                    .collect(),
+                _ => s
+                    .services
+                    .keys()
+                    .filter_map(|n| service_value(s, n))
+                    .collect(),
+            }
+        })
+        .await
+        .map_err(|e| ApiError::dispatch(e, false))?;
+    Ok(HttpResponse::Ok().json(items))
+}
+
+/// `GET /apis/v2/mesh/{tenants|services}/{name}`.
+pub async fn get(
+    path: web::Path<(String, String, String)>,
+    state: web::Data<ApiState>,
+) -> Result<HttpResponse, ApiError> {
+    let (_, collection, name) = path.into_inner();
+    let kind = kind_of(&collection)?;
+    let lookup = name.clone();
+    let found = state
+        .dispatcher
+        .read_services(move |s, _| match kind {
+            CatalogKind::Tenant => tenant_value(s, &lookup),
+            _ => service_value(s, &lookup).map(|v| v.to_string()),
+        })
+        .await
+        .map_err(|e| ApiError::dispatch(e, false))?;
+    match found {
+        Some(text) => Ok(json_text(text)),
+        None => Err(ApiError::not_found(format!(
+            "{} {name} not found",
+            kind.name()
+        ))),
+    }
+}
+
+async fn execute(state: &ApiState, command: ServiceCommand) -> Result<(), ApiError> {
+    match state
+        .dispatcher
+        .execute(MeshCommand::Service(command))
+        .await
+    {
+        Ok(_) => Ok(()),
+        // EaseMesh's bodies are the spec itself: name `registerTenant`, not
+        // `spec.registerTenant`.
+        Err(DispatchError::Rejected { mut rejection, .. }) => {
+            if let Some(field) = rejection
+                .field
+                .as_deref()
+                .and_then(|f| f.strip_prefix("spec."))
+            {
+                rejection.field = Some(field.to_string());
+            }
+            Err(ApiError::rejected(rejection, None))
+        }
+        Err(e) => Err(ApiError::dispatch(e, false)),
+    }
+}
+
+async fn item_of(
+    req: &HttpRequest,
+    payload: web::Payload,
+    state: &ApiState,
+    kind: CatalogKind,
+    path_name: Option<&str>,
+) -> Result<CatalogItem, ApiError> {
+    let body = read_limited(req, payload, state.max_body_bytes).await?;
+    CatalogItem::from_api_body(kind, &json_body(&body)?, path_name)
+        .map_err(|r| ApiError::rejected(r, None))
+}
+
+/// `POST /apis/v2/mesh/{tenants|services}`: 201 with `Location`, 409 when it exists.
+pub async fn create(
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+    payload: web::Payload,
+    state: web::Data<ApiState>,
+) -> Result<HttpResponse, ApiError> {
+    state.auth.check(&req)?;
+    let (version, collection) = path.into_inner();
+    let kind = kind_of(&collection)?;
+    let item = item_of(&req, payload, &state, kind, None).await?;
+    let name = item.reference().name;
+    execute(&state, ServiceCommand::Create(item)).await?;
+    Ok(HttpResponse::Created()
+        .insert_header((
+            LOCATION,
+            format!("/apis/{version}/mesh/{collection}/{name}"),
+        ))
+        .finish())
+}
+
+/// `PUT /apis/v2/mesh/{tenants|services}/{name}`: 200, 404 when it does not exist.
+pub async fn update(
+    req: HttpRequest,
+    path: web::Path<(String, String, String)>,
+    payload: web::Payload,
+    state: web::Data<ApiState>,
+) -> Result<HttpResponse, ApiError> {
+    state.auth.check(&req)?;
+    let (_, collection, name) = path.into_inner();
+    let kind = kind_of(&collection)?;
+    let item = item_of(&req, payload, &state, kind, Some(&name)).await?;
+    execute(&state, ServiceCommand::Update(item)).await?;
+    Ok(HttpResponse::Ok().finish())
+}
+
+/// `DELETE /apis/v2/mesh/{tenants|services}/{name}`.
+pub async fn delete(
+    req: HttpRequest,
+    path: web::Path<(String, String, String)>,
+    state: web::Data<ApiState>,
+) -> Result<HttpResponse, ApiError> {
+    state.auth.check(&req)?;
+    let (_, collection, name) = path.into_inner();
+    let kind = kind_of(&collection)?;
+    execute(&state, ServiceCommand::Delete(CatalogRef { kind, name })).await?;
+    Ok(HttpResponse::Ok().finish())
+}
+
+fn spec_json(state: &InstanceState, key: &InstanceKey) -> Option<String> {
+    let i = state.get(key)?;
+    serde_json::to_string(&InstanceSpecValue::new(state, key, i)).ok()
+}
+
+/// `GET /apis/v2/mesh/serviceinstances`: every instance's `ServiceInstanceSpec`.
+pub async fn list_instances(state: web::Data<ApiState>) -> Result<HttpResponse, ApiError> {
+    let text = state
+        .dispatcher
+        .read_instances(|s, _| {
+            let items: Vec<InstanceSpecValue> = s
+                .instances
+                .iter()
+                .map(|(k, i)| InstanceSpecValue::new(s, k, i))
+                .collect();
+            serde_json::to_string(&items).unwrap_or_else(|_| "[]".into())
+        })
+        .await
+        .map_err(|e| ApiError::dispatch(e, false))?;
+    Ok(json_text(text))
+}
+
+/// `GET /apis/v2/mesh/serviceinstances/{service}/{id}`.
+pub async fn get_instance(
+    path: web::Path<(String, String, String)>,
+    state: web::Data<ApiState>,
+) -> Result<HttpResponse, ApiError> {
+    let (_, service, id) = path.into_inner();
+    let key = InstanceKey::new(service, id);
+    let lookup = key.clone();
+    let found = state
+        .dispatcher
+        .read_instances(move |s, _| spec_json(s, &lookup))
+        .await
+        .map_err(|e| ApiError::dispatch(e, false))?;
+    match found {
+        Some(text) => Ok(json_text(text)),
+        None => Err(ApiError::not_found(format!(
+            "service instance {key} not found"
+        ))),
+    }
+}
+
+/// `DELETE /apis/v2/mesh/serviceinstances/{service}/{id}`: as in EaseMesh, this takes the
+/// instance offline (it does not remove it); unlike EaseMesh, the offline sticks.
+pub async fn offline_instance(
+    req: HttpRequest,
+    path: web::Path<(String, String, String)>,
+    state: web::Data<ApiState>,
+) -> Result<HttpResponse, ApiError> {
+    state.auth.check(&req)?;
+    let (_, service, id) = path.into_inner();
+    let command = InstanceCommand::TakeOffline {
+        key: InstanceKey::new(service, id),
+        reason: OFFLINE_REASON.into(),
+    };
+    state
+        .dispatcher
+        .execute(MeshCommand::Instance(command))
+        .await
+        .map_err(|e| ApiError::dispatch(e, false))?;
+    Ok(HttpResponse::build(StatusCode::OK).finish())
+}

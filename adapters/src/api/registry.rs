@@ -1,0 +1,490 @@
+//! meshplane's own registry API, for sidecars and operators (contract: `docs/api.md`):
+//! registration, heartbeats (single and batched), deregistration, listing with filters,
+//! offline/online, and read views of the catalog shaped like emctl's objects.
+
+use std::borrow::Cow;
+
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+use actors::instance::query::InstanceFilter;
+use actors::instance::{Instance, InstanceCommand, InstanceState, Registration, Status};
+use actors::service::visibility::visible_services;
+use actors::service::{ServiceState, API_VERSION};
+use actors::{MeshCommand, Outcome};
+use events::schema::InstanceKey;
+use projections::registry::service_value;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::body::read_limited;
+use super::error::ApiError;
+use super::respond::respond;
+use super::ApiState;
+use crate::clock::{self, rfc3339};
+use crate::registry::liveness::Beat;
+use crate::registry::LivenessTracker;
+
+/// Parse a JSON body (registry calls take JSON only).
+pub(super) fn json_body(body: &[u8]) -> Result<Value, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Err(ApiError::invalid("(body)", "the request body is empty"));
+    }
+    serde_json::from_slice(body)
+        .map_err(|e| ApiError::invalid("(body)", format!("malformed JSON: {e}")))
+}
+
+/// An instance as the registry API shows it.
+pub(super) fn instance_view(
+    state: &InstanceState,
+    tracker: &LivenessTracker,
+    key: &InstanceKey,
+    i: &Instance,
+) -> Value {
+    // The freshest heartbeat: the in-memory one when a real heartbeat arrived since start-up.
+    let last_heartbeat_ms = tracker
+        .last_seen(key)
+        .filter(|s| s.heartbeat_seen)
+        .map_or(i.last_heartbeat_ms, |s| {
+            s.last_heartbeat_ms.max(i.last_heartbeat_ms)
+        });
+    let mut view = json!({
+        "serviceName": key.service,
+        "instanceID": key.instance_id,
+        "tenant": state.tenant_of(key),
+        "registryName": state.registry_name,
+        "ip": i.ip,
+        "port": i.port,
+        "labels": i.labels,
+        "agentType": i.agent_type,
+        "status": i.status().as_str(),
+        "registryTime": rfc3339(i.registry_time_ms),
+        "lastHeartbeatTime": rfc3339(last_heartbeat_ms),
+        "resourceVersion": i.updated_position.to_string(),
+    });
+    if let Some(reason) = &i.offline {
+        view["offline"] = json!({ "reason": reason });
+    }
+    if let Some(s) = &i.silence {
+        view["silence"] = json!({
+            "lastHeartbeatTime": rfc3339(s.last_heartbeat_ms),
+            "heartbeatSeen": s.heartbeat_seen,
+            "deadline": rfc3339(s.deadline_ms),
+            "detectedAt": rfc3339(s.detected_at_ms),
+        });
+    }
+    view
+}
+
+fn status_code(outcome: Outcome) -> StatusCode {
+    if outcome == Outcome::Created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    }
+}
+
+async fn read_instance(state: &ApiState, key: InstanceKey) -> Result<Value, ApiError> {
+    let tracker = state.tracker.clone();
+    let lookup = key.clone();
+    state
+        .dispatcher
+        .read_instances(move |s, _| {
+            s.get(&lookup)
+                .map(|i| instance_view(s, &tracker, &lookup, i))
+        })
+        .await
+        .map_err(|e| ApiError::dispatch(e, false))?
+        .ok_or_else(|| ApiError::not_found(format!("service instance {key} not found")))
+}
+
+async fn execute_instance(state: &ApiState, command: InstanceCommand) -> Result<Outcome, ApiError> {
+    let executed = state
+        .dispatcher
+        .execute(MeshCommand::Instance(command))
+        .await
+        .map_err(|e| ApiError::dispatch(e, false))?;
+    Ok(executed.outcome)
+}
+
+/// `POST /api/v1/registry/instances`: register (201 when new; 200 when re-registered or
+/// unchanged). A registration counts as a heartbeat.
+pub async fn register(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<ApiState>,
+) -> Result<HttpResponse, ApiError> {
+    state.auth.check(&req)?;
+    let body = read_limited(&req, payload, state.max_body_bytes).await?;
+    let registration =
+        Registration::from_value(&json_body(&body)?).map_err(|r| ApiError::rejected(r, None))?;
+    let key = registration.key.clone();
+    let outcome = execute_instance(&state, InstanceCommand::Register(registration)).await?;
+    state
+        .tracker
+        .heartbeat(&key.service, &key.instance_id, clock::now_ms());
+    let view = read_instance(&state, key).await?;
+    respond(&req, status_code(outcome), &view)
+}
+
+/// `DELETE /api/v1/registry/instances/{service}/{id}`: deregister.
+pub async fn deregister(
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+    state: web::Data<ApiState>,
+) -> Result<HttpResponse, ApiError> {
+    state.auth.check(&req)?;
+    let (service, id) = path.into_inner();
+    let key = InstanceKey::new(service, id);
+    let outcome = execute_instance(&state, InstanceCommand::Deregister(key.clone())).await?;
+    respond(
+        &req,
+        StatusCode::OK,
+        &json!({"serviceName": key.service, "instanceID": key.instance_id, "outcome": outcome.as_str()}),
+    )
+}
+
+/// `GET /api/v1/registry/instances/{service}/{id}`.
+pub async fn get_instance(
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+    state: web::Data<ApiState>,
+) -> Result<HttpResponse, ApiError> {
+    let (service, id) = path.into_inner();
+    let view = read_instance(&state, InstanceKey::new(service, id)).await?;
+    respond(&req, StatusCode::OK, &view)
+}
+
+/// The filters of a listing, from a query string that may repeat `label`.
+fn filter_of(req: &HttpRequest) -> Result<InstanceFilter, ApiError> {
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(req.query_string())
+        .map_err(|e| ApiError::invalid("(query)", e.to_string()))?;
+    let mut filter = InstanceFilter::default();
+    for (key, value) in pairs {
+        match key.as_str() {
+            "service" => filter.service = Some(value),
+            "tenant" => filter.tenant = Some(value),
+            "status" => {
+                filter.status = Some(Status::parse(&value).ok_or_else(|| {
+                    ApiError::invalid(
+                        "status",
+                        format!("`{value}` is not a status (UP or OUT_OF_SERVICE)"),
+                    )
+                })?)
+            }
+            "label" => {
+                let (k, v) = value.split_once('=').ok_or_else(|| {
+                    ApiError::invalid("label", format!("`{value}` is not key=value"))
+                })?;
+                filter.labels.push((k.to_string(), v.to_string()));
+            }
+            other => {
+                return Err(ApiError::invalid(
+                    other,
+                    "unknown query parameter (service, tenant, label, status)",
+                ))
+            }
+        }
+    }
+    Ok(filter)
+}
+
+/// `GET /api/v1/registry/instances?service=&tenant=&label=k=v&status=`.
+pub async fn list_instances(
+    req: HttpRequest,
+    state: web::Data<ApiState>,
+) -> Result<HttpResponse, ApiError> {
+    let filter = filter_of(&req)?;
+    let tracker = state.tracker.clone();
+    let (items, position) = state
+        .dispatcher
+        .read_instances(move |s, position| {
+            let items: Vec<Value> = s
+                .query(&filter)
+                .map(|(k, i)| instance_view(s, &tracker, k, i))
+                .collect();
+            (items, position)
+        })
+        .await
+        .map_err(|e| ApiError::dispatch(e, false))?;
+    respond(
+        &req,
+        StatusCode::OK,
+        &json!({"kind": "ServiceInstanceList", "resourceVersion": position.to_string(), "items": items}),
+    )
+}
+
+/// One heartbeat of a batch.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct WireBeat<'a> {
+    #[serde(borrow)]
+    service_name: Cow<'a, str>,
+    #[serde(borrow, rename = "instanceID")]
+    instance_id: Cow<'a, str>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WireBeats<'a> {
+    #[serde(borrow)]
+    heartbeats: Vec<WireBeat<'a>>,
+}
+
+/// `PUT|POST /api/v1/registry/instances/{service}/{id}/heartbeat`: 204, or 404 when the
+/// instance is not registered (register again).
+pub async fn heartbeat(
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+    state: web::Data<ApiState>,
+) -> Result<HttpResponse, ApiError> {
+    state.auth.check(&req)?;
+    let (service, id) = path.into_inner();
+    match state.tracker.heartbeat(&service, &id, clock::now_ms()) {
+        Beat::Known => {
+            state
+                .metrics
+                .heartbeats
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            Ok(HttpResponse::NoContent().finish())
+        }
+        Beat::Unknown => {
+            state
+                .metrics
+                .heartbeats_unknown
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            Err(ApiError::not_found(format!(
+                "service instance {service}/{id} is not registered; register it again"
+            )))
+        }
+    }
+}
+
+/// `POST /api/v1/registry/heartbeats`: `{"heartbeats": [{serviceName, instanceID}, ...]}`.
+/// Answers `{accepted, unknown: [{serviceName, instanceID}]}`; the unknown ones should
+/// register again. Never appends an event.
+pub async fn heartbeats(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<ApiState>,
+) -> Result<HttpResponse, ApiError> {
+    state.auth.check(&req)?;
+    let body = read_limited(&req, payload, state.max_body_bytes).await?;
+    let beats: WireBeats = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::invalid(
+            "heartbeats",
+            format!("expected {{\"heartbeats\": [{{\"serviceName\", \"instanceID\"}}]}}: {e}"),
+        )
+    })?;
+    let total = beats.heartbeats.len();
+    let unknown = state.tracker.heartbeats(
+        beats
+            .heartbeats
+            .iter()
+            .map(|b| (b.service_name.as_ref(), b.instance_id.as_ref())),
+        clock::now_ms(),
+    );
+    let ordering = std::sync::atomic::Ordering::Relaxed;
+    state
+        .metrics
+        .heartbeats
+        .fetch_add((total - unknown.len()) as u64, ordering);
+    state
+        .metrics
+        .heartbeats_unknown
+        .fetch_add(unknown.len() as u64, ordering);
+    let unknown: Vec<Value> = unknown
+        .iter()
+        .map(|k| json!({"serviceName": k.service, "instanceID": k.instance_id}))
+        .collect();
+    Ok(HttpResponse::Ok().json(json!({"accepted": total - unknown.len(), "unknown": unknown})))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct OfflineBody {
+    #[serde(default)]
+    reason: String,
+}
+
+/// `POST /api/v1/registry/instances/{service}/{id}/offline` (`{"reason": ...}` optional):
+/// out of service until brought back, whatever the heartbeats say.
+pub async fn offline(
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+    payload: web::Payload,
+    state: web::Data<ApiState>,
+) -> Result<HttpResponse, ApiError> {
+    state.auth.check(&req)?;
+    let body = read_limited(&req, payload, state.max_body_bytes).await?;
+    let OfflineBody { reason } = if body.iter().all(u8::is_ascii_whitespace) {
+        OfflineBody::default()
+    } else {
+        serde_json::from_value(json_body(&body)?)
+            .map_err(|e| ApiError::invalid("reason", e.to_string()))?
+    };
+    let (service, id) = path.into_inner();
+    let key = InstanceKey::new(service, id);
+    execute_instance(
+        &state,
+        InstanceCommand::TakeOffline {
+            key: key.clone(),
+            reason,
+        },
+    )
+    .await?;
+    respond(&req, StatusCode::OK, &read_instance(&state, key).await?)
+}
+
+/// `POST /api/v1/registry/instances/{service}/{id}/online`: reverse an offline.
+pub async fn online(
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+    state: web::Data<ApiState>,
+) -> Result<HttpResponse, ApiError> {
+    state.auth.check(&req)?;
+    let (service, id) = path.into_inner();
+    let key = InstanceKey::new(service, id);
+    execute_instance(&state, InstanceCommand::BringOnline(key.clone())).await?;
+    respond(&req, StatusCode::OK, &read_instance(&state, key).await?)
+}
+
+/// A tenant as an emctl-style object.
+fn tenant_object(s: &ServiceState, name: &str) -> Option<Value> {
+    let t = s.tenants.get(name)?;
+    Some(json!({
+        "apiVersion": t.api_version, "kind": "Tenant",
+        "metadata": {"name": name, "labels": t.labels, "creationTimestamp": rfc3339(t.created_at_ms),
+                     "resourceVersion": t.updated_position.to_string()},
+        "spec": {"description": t.description, "services": t.services},
+    }))
+}
+
+/// A service as an emctl-style object.
+fn service_object(s: &ServiceState, name: &str) -> Option<Value> {
+    let svc = s.services.get(name)?;
+    let mut spec = service_value(s, name)?;
+    if let Value::Object(map) = &mut spec {
+        map.remove("name");
+    }
+    Some(json!({
+        "apiVersion": svc.api_version, "kind": "Service",
+        "metadata": {"name": name, "labels": svc.labels, "creationTimestamp": rfc3339(svc.created_at_ms),
+                     "resourceVersion": svc.updated_position.to_string()},
+        "spec": spec,
+    }))
+}
+
+fn controller_object(s: &ServiceState) -> Option<Value> {
+    let c = s.controller.as_ref()?;
+    let spec: Value = serde_json::from_str(&c.spec).unwrap_or(Value::Null);
+    Some(json!({
+        "apiVersion": c.api_version, "kind": "MeshController",
+        "metadata": {"name": c.name, "labels": c.labels, "resourceVersion": c.updated_position.to_string()},
+        "spec": spec,
+    }))
+}
+
+/// Which catalog kind a path segment names.
+#[derive(Clone, Copy)]
+enum CatalogPath {
+    Tenants,
+    Services,
+    MeshControllers,
+}
+
+fn catalog_path(segment: &str) -> Result<CatalogPath, ApiError> {
+    match segment {
+        "tenants" => Ok(CatalogPath::Tenants),
+        "services" => Ok(CatalogPath::Services),
+        "meshcontrollers" => Ok(CatalogPath::MeshControllers),
+        other => Err(ApiError::not_found(format!(
+            "unknown registry collection `{other}` (tenants, services, meshcontrollers)"
+        ))),
+    }
+}
+
+/// `GET /api/v1/registry/{tenants|services|meshcontrollers}`: a `List` of emctl-style objects.
+pub async fn list_catalog(
+    req: HttpRequest,
+    path: web::Path<String>,
+    state: web::Data<ApiState>,
+) -> Result<HttpResponse, ApiError> {
+    let which = catalog_path(&path.into_inner())?;
+    let (items, position) = state
+        .dispatcher
+        .read_services(move |s, position| {
+            let items: Vec<Value> = match which {
+                CatalogPath::Tenants => s
+                    .tenants
+                    .keys()
+                    .filter_map(|n| tenant_object(s, n))
+                    .collect(),
+                CatalogPath::Services => s
+                    .services
+                    .keys()
+                    .filter_map(|n| service_object(s, n))
+                    .collect(),
+                CatalogPath::MeshControllers => controller_object(s).into_iter().collect(),
+            };
+            (items, position)
+        })
+        .await
+        .map_err(|e| ApiError::dispatch(e, false))?;
+    respond(
+        &req,
+        StatusCode::OK,
+        &json!({"apiVersion": API_VERSION, "kind": "List", "metadata": {"resourceVersion": position.to_string()}, "items": items}),
+    )
+}
+
+/// `GET /api/v1/registry/{tenants|services|meshcontrollers}/{name}`.
+pub async fn get_catalog(
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+    state: web::Data<ApiState>,
+) -> Result<HttpResponse, ApiError> {
+    let (collection, name) = path.into_inner();
+    let which = catalog_path(&collection)?;
+    let lookup = name.clone();
+    let found = state
+        .dispatcher
+        .read_services(move |s, _| match which {
+            CatalogPath::Tenants => tenant_object(s, &lookup),
+            CatalogPath::Services => service_object(s, &lookup),
+            CatalogPath::MeshControllers => {
+                controller_object(s).filter(|o| o["metadata"]["name"] == lookup.as_str())
+            }
+        })
+        .await
+        .map_err(|e| ApiError::dispatch(e, false))?;
+    match found {
+        Some(object) => respond(&req, StatusCode::OK, &object),
+        None => Err(ApiError::not_found(format!(
+            "{collection}/{name} not found"
+        ))),
+    }
+}
+
+/// `GET /api/v1/registry/services/{name}/visible`: the services this one can see.
+pub async fn visible(
+    req: HttpRequest,
+    path: web::Path<String>,
+    state: web::Data<ApiState>,
+) -> Result<HttpResponse, ApiError> {
+    let name = path.into_inner();
+    let lookup = name.clone();
+    let visible = state
+        .dispatcher
+        .read_services(move |s, _| {
+            visible_services(s, &lookup)
+                .map(|v| v.into_iter().map(str::to_string).collect::<Vec<_>>())
+        })
+        .await
+        .map_err(|e| ApiError::dispatch(e, false))?
+        .ok_or_else(|| ApiError::not_found(format!("service `{name}` not found")))?;
+    respond(
+        &req,
+        StatusCode::OK,
+        &json!({"service": name, "visible": visible}),
+    )
+}
