@@ -153,7 +153,9 @@ pub enum OutputFormat {
 
 #[derive(Debug, Args)]
 pub struct GetArgs {
-    /// Kind: name, plural or alias (`configmaps`, `cm`, `ConfigMap`).
+    /// Kind: name, plural or alias (`configmaps`, `cm`, `ConfigMap`). Registry kinds:
+    /// `serviceinstances` (`si`), `tenants`, `services` (mesh services; Kubernetes Services are
+    /// `svc`), `meshcontrollers`.
     pub kind: String,
 
     /// Name of one resource; omit to list.
@@ -177,7 +179,39 @@ pub struct GetArgs {
     pub output: OutputFormat,
 
     #[command(flatten)]
+    pub filter: InstanceFilterArgs,
+
+    #[command(flatten)]
     pub client: ClientArgs,
+}
+
+/// Filters of `get serviceinstances`; every given condition must hold.
+#[derive(Clone, Debug, Default, Args)]
+pub struct InstanceFilterArgs {
+    /// Only instances of this service.
+    #[arg(long, value_name = "NAME")]
+    pub service: Option<String>,
+
+    /// Only instances whose service is in this tenant.
+    #[arg(long, value_name = "NAME")]
+    pub tenant: Option<String>,
+
+    /// Only instances with this label (repeatable; all must match).
+    #[arg(long = "label", short = 'l', value_name = "KEY=VALUE")]
+    pub labels: Vec<String>,
+
+    /// Only instances with this status (UP or OUT_OF_SERVICE).
+    #[arg(long, value_name = "STATUS")]
+    pub status: Option<String>,
+}
+
+impl InstanceFilterArgs {
+    pub fn is_empty(&self) -> bool {
+        self.service.is_none()
+            && self.tenant.is_none()
+            && self.labels.is_empty()
+            && self.status.is_none()
+    }
 }
 
 #[derive(Debug, Args)]

@@ -127,7 +127,7 @@ fn images(object: &Value) -> String {
     }
 }
 
-fn scalar(value: &Value) -> String {
+pub(crate) fn scalar(value: &Value) -> String {
     match value {
         Value::String(s) => s.clone(),
         Value::Null => "<none>".into(),
@@ -136,7 +136,7 @@ fn scalar(value: &Value) -> String {
 }
 
 /// Left-align columns, three spaces apart, like kubectl.
-fn align(rows: &[Vec<String>]) -> String {
+pub(crate) fn align(rows: &[Vec<String>]) -> String {
     let columns = rows.iter().map(Vec::len).max().unwrap_or(0);
     let widths: Vec<usize> = (0..columns)
         .map(|c| {

@@ -6,6 +6,7 @@ use serde_json::Value;
 use crate::cli::DeleteArgs;
 use crate::client::{resource_path, Client};
 use crate::commands::get::namespace_for;
+use crate::commands::registry::{self, RegistryKind};
 use crate::commands::{object_ref, print};
 use crate::config;
 use crate::documents;
@@ -18,6 +19,9 @@ pub fn run(args: DeleteArgs) -> Result<()> {
         bail!("delete needs KIND and NAME, or -f FILE");
     };
     let client = Client::new(config::resolve(&args.client)?);
+    if let Some(kind) = RegistryKind::find(kind) {
+        return print(&registry::delete(&client, kind, name)?);
+    }
     let line = delete_one(
         &client,
         kind,
@@ -42,13 +46,33 @@ fn delete_files(args: &DeleteArgs) -> Result<()> {
         let Some(name) = document.name() else {
             bail!("{}: metadata.name: missing", document.origin);
         };
-        let namespace = namespace_for(kind, document.namespace(), false);
-        targets.push((document, kind, name, namespace));
+        // EaseMesh's documents name catalog objects, whatever their kind's name.
+        let catalog = document
+            .value
+            .get("apiVersion")
+            .and_then(Value::as_str)
+            .is_some_and(|v| v.starts_with("mesh.megaease.com/"));
+        let target = if catalog {
+            match RegistryKind::of_document_kind(kind) {
+                Some(k) => Target::Registry(k),
+                None => bail!(
+                    "{}: kind: `{kind}` is not an EaseMesh kind",
+                    document.origin
+                ),
+            }
+        } else {
+            Target::Resource(namespace_for(kind, document.namespace(), false))
+        };
+        targets.push((document, kind, name, target));
     }
     let client = Client::new(config::resolve(&args.client)?);
     let mut failed = 0;
-    for (document, kind, name, namespace) in targets {
-        match delete_one(&client, kind, name, namespace) {
+    for (document, kind, name, target) in targets {
+        let result = match target {
+            Target::Registry(k) => registry::delete(&client, k, name),
+            Target::Resource(namespace) => delete_one(&client, kind, name, namespace),
+        };
+        match result {
             Ok(line) => print(&line)?,
             Err(e) => {
                 failed += 1;
@@ -63,6 +87,12 @@ fn delete_files(args: &DeleteArgs) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// What a document's delete goes to.
+enum Target {
+    Registry(RegistryKind),
+    Resource(Option<String>),
 }
 
 fn delete_one(

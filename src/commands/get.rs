@@ -8,6 +8,7 @@ use actors::resource::kinds;
 use crate::cli::{GetArgs, OutputFormat};
 use crate::client::{resource_path, Client};
 use crate::commands::print;
+use crate::commands::registry::{self, RegistryKind};
 use crate::config;
 use crate::output;
 
@@ -27,6 +28,12 @@ pub fn namespace_for(kind: &str, namespace: Option<&str>, all_namespaces: bool) 
 
 pub fn run(args: GetArgs) -> Result<()> {
     let client = Client::new(config::resolve(&args.client)?);
+    if let Some(kind) = RegistryKind::find(&args.kind) {
+        return registry::get(&client, kind, &args);
+    }
+    if !args.filter.is_empty() {
+        anyhow::bail!("--service, --tenant, --label and --status filter serviceinstances only");
+    }
     let namespace = namespace_for(&args.kind, args.namespace.as_deref(), args.all_namespaces);
     let query: Vec<(&str, &str)> = namespace
         .iter()

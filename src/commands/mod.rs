@@ -4,6 +4,7 @@ pub mod apply;
 pub mod delete;
 pub mod get;
 pub mod log;
+pub mod registry;
 pub mod replay;
 pub mod run;
 
