@@ -190,8 +190,14 @@ async fn project_once(
     manifests: &Arc<Mutex<ManifestDir>>,
     metrics: &Arc<Metrics>,
 ) {
-    let mesh = match dispatcher.mesh().await {
-        Ok(mesh) => mesh,
+    // Only the declarative resources become Kubernetes objects today; reading just them keeps
+    // a pass cheap when the registry holds 100,000 instances.
+    let mesh = match dispatcher.read_resources(|s, p| (s.clone(), p)).await {
+        Ok((resources, position)) => actors::Mesh {
+            position,
+            resources,
+            ..Default::default()
+        },
         Err(e) => {
             tracing::error!(error = %e, "cannot read state for projection");
             metrics.projection_errors.fetch_add(1, Ordering::Relaxed);
