@@ -5,6 +5,7 @@
 //!   and delivers them to the actors in log order;
 //! - [`storage`]: opening the configured event store under the data directory;
 //! - [`manifests`]: the manifest-directory adapter, the embedded default projection target;
+//! - [`etcd`]: the etcd projection target (EaseMesh's registry keys and meshplane's own);
 //! - [`api`]: the HTTP API on actix-web;
 //! - [`daemon`]: wiring of all the above into `meshplane run`.
 #![forbid(unsafe_code)]
@@ -16,6 +17,7 @@ pub mod api;
 pub mod clock;
 pub mod daemon;
 pub mod error;
+pub mod etcd;
 pub mod host;
 pub mod manifests;
 pub mod metrics;
