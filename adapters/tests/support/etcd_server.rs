@@ -1,7 +1,8 @@
 //! A real etcd for tests and benchmarks: one single-member server on 127.0.0.1 with free
-//! ports and a temporary data directory. Other test crates include this file with
-//! `#[path = "../../adapters/tests/support/etcd_server.rs"] mod etcd_server;` (adjusting the
-//! path), so it depends only on `etcd-client`, `tokio` and `tempfile`.
+//! ports and a temporary data directory. Other test crates and benchmarks include this file
+//! with `#[path = "..."] mod etcd_server;`, the path relative to the including file (the etcd
+//! benchmark uses `../tests/support/etcd_server.rs`); it needs only `etcd-client`, `tokio`
+//! (with `time`) and `tempfile`, and must be awaited on a tokio runtime.
 //!
 //! etcd is found on PATH or at /usr/bin/etcd; when missing and running as root with apt-get,
 //! the Debian package `etcd-server` is installed; otherwise the test panics naming it.
