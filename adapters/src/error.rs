@@ -18,6 +18,17 @@ pub enum Error {
     Host(String),
     #[error("http server: {0}")]
     Server(std::io::Error),
+    /// etcd could not be reached or refused a request; the etcd target re-reads what etcd holds
+    /// before its next write.
+    #[error("etcd: {0}")]
+    Etcd(String),
+    /// A transaction's compare on the checkpoint key failed: another writer moved it, so what
+    /// this target believed etcd holds is no longer known to be true.
+    #[error("etcd: fenced: the checkpoint key changed under us ({0})")]
+    EtcdFenced(String),
+    /// A desired etcd key lies outside the prefixes the target owns; nothing was written.
+    #[error("etcd: desired key {key:?} is outside the owned prefixes {prefixes:?}")]
+    EtcdKeyNotOwned { key: String, prefixes: Vec<String> },
 }
 
 impl Error {

@@ -6,6 +6,7 @@
 //! - [`storage`]: opening the configured event store under the data directory;
 //! - [`registry`]: heartbeats in memory and the liveness monitor;
 //! - [`manifests`]: the manifest-directory adapter, the embedded default projection target;
+//! - [`etcd`]: the etcd projection target (EaseMesh's registry keys and meshplane's own);
 //! - [`api`]: the HTTP API on actix-web;
 //! - [`daemon`]: wiring of all the above into `meshplane run`.
 #![forbid(unsafe_code)]
@@ -17,6 +18,7 @@ pub mod api;
 pub mod clock;
 pub mod daemon;
 pub mod error;
+pub mod etcd;
 pub mod host;
 pub mod manifests;
 pub mod metrics;
