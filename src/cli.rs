@@ -110,6 +110,16 @@ pub struct RunArgs {
     /// Largest accepted request body, in bytes.
     #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_BODY_BYTES)]
     pub max_body_bytes: usize,
+
+    /// Project the registry into etcd at this endpoint, in EaseMesh's key layout (repeatable or
+    /// comma-separated). Without it, no etcd is used.
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "MESHPLANE_ETCD",
+        value_delimiter = ','
+    )]
+    pub etcd: Vec<String>,
 }
 
 /// How a client command finds and authenticates to the daemon.

@@ -2,6 +2,11 @@
 //! `meshplane apply`, instances registered and heartbeating over HTTP, liveness transitions
 //! in the running daemon, the CLI's tables and filters, and replay after a restart.
 
+#![allow(
+    clippy::disallowed_methods,
+    reason = "end-to-end tests time the running daemon on the real clock"
+)]
+
 mod support;
 
 use std::time::{Duration, Instant};

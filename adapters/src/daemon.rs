@@ -12,6 +12,7 @@ use actix_web::{web, App, HttpServer};
 use crate::api::{self, ApiState, Auth};
 use crate::clock;
 use crate::error::Error;
+use crate::etcd::EtcdProjector;
 use crate::host::{fold, Dispatcher};
 use crate::manifests::ManifestDir;
 use crate::metrics::Metrics;
@@ -21,6 +22,8 @@ use crate::storage::{open_store, StoreKind};
 /// How often the liveness monitor looks for transitions: bounds how late an instance is marked
 /// out of service (2 × heartbeat interval + this).
 pub const LIVENESS_TICK: Duration = Duration::from_millis(250);
+/// How long shutdown waits for a last etcd projection pass.
+const FINAL_ETCD_PASS: Duration = Duration::from_secs(5);
 
 /// The default listen address: loopback only.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:7470";
@@ -36,6 +39,8 @@ pub struct DaemonConfig {
     pub token: Option<String>,
     pub max_body_bytes: usize,
     pub store: StoreKind,
+    /// etcd endpoints to project into (EaseMesh's key layout); none: no etcd projection.
+    pub etcd: Vec<String>,
 }
 
 impl DaemonConfig {
@@ -46,6 +51,13 @@ impl DaemonConfig {
                 "listening on {} (not a loopback address) requires a token for mutating calls: pass --token or set MESHPLANE_TOKEN",
                 self.listen
             )));
+        }
+        for endpoint in &self.etcd {
+            if !(endpoint.starts_with("http://") || endpoint.starts_with("https://")) {
+                return Err(Error::Config(format!(
+                    "--etcd {endpoint}: expected a URL such as http://127.0.0.1:2379"
+                )));
+            }
         }
         if self.max_body_bytes == 0 {
             return Err(Error::Config(
@@ -93,6 +105,11 @@ async fn serve(
         tracker.clone(),
         LIVENESS_TICK,
     ));
+    let etcd = (!config.etcd.is_empty()).then(|| {
+        actix_rt::spawn(
+            EtcdProjector::new(config.etcd.clone(), metrics.clone()).run(dispatcher.clone()),
+        )
+    });
     let manifests = Arc::new(Mutex::new(manifests));
     let projector = actix_rt::spawn(project_forever(
         dispatcher.clone(),
@@ -127,6 +144,17 @@ async fn serve(
     tracing::info!("shutting down");
     monitor.abort();
     projector.abort();
+    if let Some(etcd) = etcd {
+        etcd.abort();
+        // A last pass so etcd reflects everything acknowledged, if it is reachable.
+        let mut last = EtcdProjector::new(config.etcd.clone(), metrics.clone());
+        match tokio::time::timeout(FINAL_ETCD_PASS, last.pass(&dispatcher)).await {
+            Ok(true) => {}
+            _ => {
+                tracing::warn!("etcd did not take the final projection; the next start catches up")
+            }
+        }
+    }
     // A last projection so the manifest directory reflects everything acknowledged.
     project_once(&dispatcher, &manifests, &metrics).await;
     Ok(())

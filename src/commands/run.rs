@@ -14,6 +14,7 @@ pub fn run(args: RunArgs) -> Result<()> {
         token: args.token.filter(|t| !t.trim().is_empty()),
         max_body_bytes: args.max_body_bytes,
         store: args.data.store.into(),
+        etcd: args.etcd,
     };
     config.validate().context("refusing to start")?;
     tracing::info!(

@@ -359,11 +359,7 @@ impl Decider for Instances {
                 touch(instance, meta);
             }
             Event::InstanceDeregistered(InstanceDeregistered { key })
-            | Event::InstanceExpired(InstanceExpired { key, .. }) => {
-                if state.instances.remove(&key).is_some() {
-                    state.removed.insert(key, meta.stream_version);
-                }
-            }
+            | Event::InstanceExpired(InstanceExpired { key, .. }) => remove(state, key, meta),
             Event::InstanceOutOfService(e) => {
                 if let Some(i) = state.instances.get_mut(&e.key) {
                     if e.silence.heartbeat_seen {
@@ -394,6 +390,13 @@ impl Decider for Instances {
             }
             _ => {}
         }
+    }
+}
+
+/// Drop an instance, remembering its stream version for a later re-registration.
+fn remove(state: &mut InstanceState, key: InstanceKey, meta: &Meta) {
+    if state.instances.remove(&key).is_some() {
+        state.removed.insert(key, meta.stream_version);
     }
 }
 

@@ -107,9 +107,9 @@ pub enum ServiceCommand {
     /// earlier ones (a file may hold a tenant and its services). Identical items change nothing.
     Apply(Vec<CatalogItem>),
     /// Create an item that must not exist yet (EaseMesh's POST: 409 when it does).
-    Create(CatalogItem),
+    Create(Box<CatalogItem>),
     /// Update an item that must exist (EaseMesh's PUT: 404 when it does not).
-    Update(CatalogItem),
+    Update(Box<CatalogItem>),
     /// Delete an item.
     Delete(CatalogRef),
 }
@@ -133,17 +133,17 @@ impl Decider for Services {
                 if state.exists(&r) {
                     return Err(Rejection::conflict(format!("{r} already exists")));
                 }
-                if let (CatalogItem::MeshController(_), Some(c)) = (&item, &state.controller) {
+                if let (CatalogItem::MeshController(_), Some(c)) = (&*item, &state.controller) {
                     return Err(one_controller(&c.name, &r.name));
                 }
-                vec![item]
+                vec![*item]
             }
             ServiceCommand::Update(item) => {
                 let r = item.reference();
                 if !state.exists(&r) {
                     return Err(Rejection::not_found(format!("{r} not found")));
                 }
-                vec![item]
+                vec![*item]
             }
             ServiceCommand::Delete(r) => return delete(state, r),
         };
@@ -540,9 +540,9 @@ mod tests {
     fn create_conflicts_update_needs_existence_and_identical_apply_is_unchanged() {
         let history = then(&[], ServiceCommand::Apply(vec![tenant("t")]));
         let state = given(&history);
-        let err = when(&state, ServiceCommand::Create(tenant("t"))).unwrap_err();
+        let err = when(&state, ServiceCommand::Create(Box::new(tenant("t")))).unwrap_err();
         assert_eq!(err.kind, RejectionKind::Conflict);
-        let err = when(&state, ServiceCommand::Update(service("s", "t"))).unwrap_err();
+        let err = when(&state, ServiceCommand::Update(Box::new(service("s", "t")))).unwrap_err();
         assert_eq!(err.kind, RejectionKind::NotFound);
         let d = when(&state, ServiceCommand::Apply(vec![tenant("t")])).unwrap();
         assert_eq!((d.outcome, d.events.len()), (Outcome::Unchanged, 0));

@@ -141,7 +141,7 @@ pub async fn create(
     let kind = kind_of(&collection)?;
     let item = item_of(&req, payload, &state, kind, None).await?;
     let name = item.reference().name;
-    execute(&state, ServiceCommand::Create(item)).await?;
+    execute(&state, ServiceCommand::Create(Box::new(item))).await?;
     Ok(HttpResponse::Created()
         .insert_header((
             LOCATION,
@@ -161,7 +161,7 @@ pub async fn update(
     let (_, collection, name) = path.into_inner();
     let kind = kind_of(&collection)?;
     let item = item_of(&req, payload, &state, kind, Some(&name)).await?;
-    execute(&state, ServiceCommand::Update(item)).await?;
+    execute(&state, ServiceCommand::Update(Box::new(item))).await?;
     Ok(HttpResponse::Ok().finish())
 }
 

@@ -8,7 +8,8 @@
 //!   transactions that etcd accepts;
 //! - [`snapshot`]: reading back what etcd holds under the owned prefixes, paginated, at one
 //!   revision;
-//! - [`target`]: [`EtcdTarget`], the connection and the sync loop over all of the above.
+//! - [`target`]: [`EtcdTarget`], the connection and the sync loop over all of the above;
+//! - [`projector`]: [`EtcdProjector`], the daemon's loop from delivered state to the target.
 //!
 //! Values are never logged (they may later hold secrets): logs carry key counts and positions.
 
@@ -16,8 +17,10 @@ mod call;
 pub mod checkpoint;
 pub mod plan;
 pub mod prefixes;
+pub mod projector;
 pub mod snapshot;
 pub mod target;
 
 pub use checkpoint::CHECKPOINT_KEY;
+pub use projector::EtcdProjector;
 pub use target::{EtcdTarget, SyncReport};
