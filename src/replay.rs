@@ -85,6 +85,21 @@ impl Replay {
         for (kind, count) in counts {
             let _ = writeln!(out, "  {kind} {count}");
         }
+        let registry = &self.mesh;
+        let _ = writeln!(out, "tenants {}", registry.services.tenants.len());
+        let _ = writeln!(out, "services {}", registry.services.services.len());
+        let up = registry
+            .instances
+            .instances
+            .values()
+            .filter(|i| i.status() == actors::instance::Status::Up)
+            .count();
+        let total = registry.instances.instances.len();
+        let _ = writeln!(
+            out,
+            "instances {total} (up {up}, out of service {})",
+            total - up
+        );
         let _ = write!(out, "{}", self.digest());
         out
     }
