@@ -25,6 +25,15 @@ pub trait Decider {
     fn evolve(state: &mut Self::State, event: Event, meta: &Meta);
 }
 
+/// The expectation for appending to a stream now at `version` (0: the stream does not exist).
+pub fn expect_version(version: u64) -> ExpectedVersion {
+    if version == 0 {
+        ExpectedVersion::NoStream
+    } else {
+        ExpectedVersion::Exact(version)
+    }
+}
+
 /// Where a stored event sits in the log, for deciders that remember it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Meta {

@@ -26,6 +26,20 @@ pub fn namespace_for(kind: &str, namespace: Option<&str>, all_namespaces: bool) 
     )
 }
 
+/// The objects of an answer: the one object asked for by name, or a list's items.
+pub fn objects_of(answer: Value, named: bool) -> Vec<Value> {
+    if named {
+        return vec![answer];
+    }
+    match answer {
+        Value::Object(mut map) => match map.remove("items") {
+            Some(Value::Array(items)) => items,
+            _ => Vec::new(),
+        },
+        _ => Vec::new(),
+    }
+}
+
 pub fn run(args: GetArgs) -> Result<()> {
     let client = Client::new(config::resolve(&args.client)?);
     if let Some(kind) = RegistryKind::find(&args.kind) {
@@ -43,15 +57,7 @@ pub fn run(args: GetArgs) -> Result<()> {
     if args.output != OutputFormat::Table {
         return print(&output::render_document(&answer, args.output)?);
     }
-    let objects: Vec<Value> = if args.name.is_some() {
-        vec![answer]
-    } else {
-        answer
-            .get("items")
-            .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default()
-    };
+    let objects = objects_of(answer, args.name.is_some());
     if objects.is_empty() {
         match &namespace {
             Some(ns) => eprintln!("No resources found in {ns} namespace."),

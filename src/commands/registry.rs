@@ -6,6 +6,7 @@ use serde_json::Value;
 
 use crate::cli::{GetArgs, InstanceFilterArgs, OutputFormat};
 use crate::client::Client;
+use crate::commands::get::objects_of;
 use crate::commands::print;
 use crate::output::{self, align, human_age, parse_rfc3339_ms, scalar};
 
@@ -103,15 +104,7 @@ pub fn get(client: &Client, kind: RegistryKind, args: &GetArgs) -> Result<()> {
     if args.output != OutputFormat::Table {
         return print(&output::render_document(&answer, args.output)?);
     }
-    let items: Vec<Value> = if args.name.is_some() {
-        vec![answer]
-    } else {
-        answer
-            .get("items")
-            .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default()
-    };
+    let items = objects_of(answer, args.name.is_some());
     if items.is_empty() {
         eprintln!("No resources found.");
         return Ok(());

@@ -20,11 +20,11 @@ use events::schema::{
     InstanceBroughtOnline, InstanceDeregistered, InstanceExpired, InstanceKey,
     InstanceOutOfService, InstanceRecovered, InstanceRegistered, InstanceTakenOffline, Silence,
 };
-use events::{Event, ExpectedVersion};
+use events::Event;
 use serde::{Deserialize, Serialize};
 
 use crate::ctx::Ctx;
-use crate::decider::{Decider, Decision, Meta, Outcome, Rejection};
+use crate::decider::{expect_version, Decider, Decision, Meta, Outcome, Rejection};
 use crate::service::spec::{DEFAULT_DEAD_RECORD_MS, DEFAULT_HEARTBEAT_INTERVAL_MS};
 use liveness::Limits;
 pub use registration::Registration;
@@ -185,14 +185,6 @@ impl InstanceCommand {
 /// The instance decider.
 pub struct Instances;
 
-fn expected(version: u64) -> ExpectedVersion {
-    if version == 0 {
-        ExpectedVersion::NoStream
-    } else {
-        ExpectedVersion::Exact(version)
-    }
-}
-
 fn decision(
     state: &InstanceState,
     key: &InstanceKey,
@@ -201,7 +193,7 @@ fn decision(
 ) -> Decision {
     Decision {
         stream: key.stream(),
-        expected: expected(state.stream_version(key)),
+        expected: expect_version(state.stream_version(key)),
         events,
         outcome,
         item_outcomes: Vec::new(),

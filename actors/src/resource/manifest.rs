@@ -243,8 +243,17 @@ fn validate_label_value_shape(field: &str, value: &str, empty_ok: bool) -> Resul
             Err(Rejection::invalid(field, "must not be empty"))
         };
     }
+    token_shape(field, value, 63)
+}
+
+/// At most `max` of [A-Za-z0-9-_.], alphanumeric at both ends: label names and values, and the
+/// names of registry objects (which become etcd key segments, so never contain `/`).
+pub(crate) fn token_shape(field: &str, value: &str, max: usize) -> Result<(), Rejection> {
     let bytes = value.as_bytes();
-    let valid = value.len() <= 63
+    if bytes.is_empty() {
+        return Err(Rejection::invalid(field, "must not be empty"));
+    }
+    let valid = value.len() <= max
         && bytes
             .iter()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
@@ -255,7 +264,7 @@ fn validate_label_value_shape(field: &str, value: &str, empty_ok: bool) -> Resul
     } else {
         Err(Rejection::invalid(
             field,
-            format!("`{value}` must be at most 63 characters of letters, digits, '-', '_' or '.', beginning and ending with a letter or digit"),
+            format!("`{value}` must be at most {max} characters of letters, digits, '-', '_' or '.', beginning and ending with a letter or digit"),
         ))
     }
 }

@@ -12,7 +12,7 @@ use events::{Event, ExpectedVersion};
 use serde::{Deserialize, Serialize};
 
 use crate::ctx::Ctx;
-use crate::decider::{Decider, Decision, Meta, Outcome, Rejection};
+use crate::decider::{expect_version, Decider, Decision, Meta, Outcome, Rejection};
 pub use manifest::ResourceManifest;
 
 /// One stored resource.
@@ -116,14 +116,6 @@ pub enum ResourceCommand {
 /// The resource decider.
 pub struct Resources;
 
-fn expected(version: u64) -> ExpectedVersion {
-    if version == 0 {
-        ExpectedVersion::NoStream
-    } else {
-        ExpectedVersion::Exact(version)
-    }
-}
-
 impl Decider for Resources {
     type State = ResourceState;
     type Command = ResourceCommand;
@@ -141,7 +133,7 @@ impl Decider for Resources {
                 if existing.is_some_and(|r| r.same_content(&manifest)) {
                     return Ok(Decision {
                         stream,
-                        expected: expected(version),
+                        expected: expect_version(version),
                         events: Vec::new(),
                         outcome: Outcome::Unchanged,
                         item_outcomes: Vec::new(),
@@ -154,7 +146,7 @@ impl Decider for Resources {
                 };
                 Ok(Decision {
                     stream,
-                    expected: expected(version),
+                    expected: expect_version(version),
                     events: vec![Event::ResourceApplied(ResourceApplied {
                         key: manifest.key,
                         api_version: manifest.api_version,

@@ -11,7 +11,7 @@ use serde_json::{Map, Value};
 use super::spec::{ControllerLimits, MeshControllerSpec, ServiceSpec};
 use crate::decider::Rejection;
 use crate::resource::manifest::{
-    required_string, string_map, type_name, validate_label_key, validate_label_value,
+    required_string, string_map, token_shape, type_name, validate_label_key, validate_label_value,
 };
 
 /// The API group of EaseMesh's kinds; any version of it is accepted (EaseMesh does not check
@@ -361,24 +361,7 @@ fn labels_of(metadata: &Map<String, Value>) -> Result<BTreeMap<String, String>, 
 /// Names of tenants, services and instances: they become etcd key segments, so no `/`, and
 /// at most 253 of letters, digits, `-`, `_` and `.`, starting and ending alphanumeric.
 pub fn validate_object_name(field: &str, name: &str) -> Result<(), Rejection> {
-    let bytes = name.as_bytes();
-    if bytes.is_empty() {
-        return Err(Rejection::invalid(field, "must not be empty"));
-    }
-    let valid = bytes.len() <= 253
-        && bytes
-            .iter()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
-        && bytes[0].is_ascii_alphanumeric()
-        && bytes[bytes.len() - 1].is_ascii_alphanumeric();
-    if valid {
-        Ok(())
-    } else {
-        Err(Rejection::invalid(
-            field,
-            format!("`{name}` must be at most 253 letters, digits, '-', '_' or '.', beginning and ending with a letter or digit"),
-        ))
-    }
+    token_shape(field, name, 253)
 }
 
 #[cfg(test)]

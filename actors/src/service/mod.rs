@@ -20,11 +20,11 @@ use events::schema::{
     MeshControllerApplied, ServiceApplied, ServiceDeleted, TenantApplied, TenantDeleted,
     CATALOG_STREAM,
 };
-use events::{Event, ExpectedVersion};
+use events::Event;
 use serde::{Deserialize, Serialize};
 
 use crate::ctx::Ctx;
-use crate::decider::{Decider, Decision, Meta, Outcome, Rejection};
+use crate::decider::{expect_version, Decider, Decision, Meta, Outcome, Rejection};
 pub use manifest::{CatalogItem, CatalogKind, CatalogRef, API_VERSION, GLOBAL_TENANT};
 use spec::{DEFAULT_DEAD_RECORD_MS, DEFAULT_HEARTBEAT_INTERVAL_MS};
 
@@ -221,14 +221,6 @@ impl Decider for Services {
     }
 }
 
-fn expected(version: u64) -> ExpectedVersion {
-    if version == 0 {
-        ExpectedVersion::NoStream
-    } else {
-        ExpectedVersion::Exact(version)
-    }
-}
-
 fn one_controller(existing: &str, asked: &str) -> Rejection {
     Rejection::conflict(format!(
         "the mesh has one mesh controller, `{existing}`; apply the settings to it instead of creating `{asked}`"
@@ -262,7 +254,7 @@ fn apply_all(state: &ServiceState, items: Vec<CatalogItem>) -> Result<Decision, 
     let outcome = summary(&outcomes);
     Ok(Decision {
         stream: CATALOG_STREAM.to_string(),
-        expected: expected(state.version),
+        expected: expect_version(state.version),
         events,
         outcome,
         item_outcomes: outcomes,
@@ -408,7 +400,7 @@ fn delete(state: &ServiceState, r: CatalogRef) -> Result<Decision, Rejection> {
     };
     Ok(Decision {
         stream: CATALOG_STREAM.to_string(),
-        expected: expected(state.version),
+        expected: expect_version(state.version),
         events: vec![event],
         outcome: Outcome::Deleted,
         item_outcomes: vec![Outcome::Deleted],
@@ -419,6 +411,7 @@ fn delete(state: &ServiceState, r: CatalogRef) -> Result<Decision, Rejection> {
 mod tests {
     use super::*;
     use crate::decider::RejectionKind;
+    use events::ExpectedVersion;
     use serde_json::json;
 
     fn given(history: &[Event]) -> ServiceState {
