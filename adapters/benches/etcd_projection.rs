@@ -17,37 +17,54 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use actors::instance::{InstanceCommand, Registration};
+use actors::{Ctx, Mesh, MeshCommand};
 use adapters::etcd::EtcdTarget;
 use etcd_client::{Client, GetOptions};
 use etcd_server::EtcdServer;
+use serde_json::json;
 
 const TARGET_SECONDS: f64 = 10.0;
 const BASELINE_CLIENTS: usize = 64;
-const PREFIXES: [&str; 2] = ["/mesh/", "/meshplane/resources/"];
 
+/// The desired etcd keys of a real registry state: a mesh controller, one tenant, 1,000
+/// services and `instances` instances registered through the instance decider, projected by
+/// `projections::desired_etcd` (timed: it is what every daemon pass computes).
 fn registry(instances: usize) -> BTreeMap<String, String> {
-    let mut keys = BTreeMap::new();
-    for i in 0..instances {
-        let svc = format!("svc-{}", i % 1000);
-        let id = format!("ins-{i}");
-        let ip = format!("10.{}.{}.{}", (i >> 16) & 255, (i >> 8) & 255, i & 255);
-        keys.insert(
-            format!("/mesh/service-instances/spec/{svc}/{id}"),
-            format!(
-                r#"{{"registryName":"easemesh-controller","serviceName":"{svc}","instanceID":"{id}","ip":"{ip}","port":{},"registryTime":"2026-11-24T03:00:00Z","labels":{{"version":"v1"}},"status":"UP","agentType":"None"}}"#,
-                13000 + i % 1000
-            ),
-        );
-        keys.insert(
-            format!("/mesh/service-instances/status/{svc}/{id}"),
-            format!(
-                r#"{{"serviceName":"{svc}","instanceID":"{id}","lastHeartbeatTime":"2026-11-24T03:{:02}:{:02}Z"}}"#,
-                (i / 60) % 60,
-                i % 60
-            ),
+    let mut mesh = Mesh::default();
+    let mut ctx = Ctx::new(1_795_305_600_000, 1);
+    let mut documents = vec![
+        json!({"apiVersion": "mesh.megaease.com/v2alpha1", "kind": "MeshController",
+               "metadata": {"name": "easemesh-controller"}, "heartbeatInterval": "5s", "registryType": "eureka"}),
+        json!({"apiVersion": "mesh.megaease.com/v2alpha1", "kind": "Tenant", "metadata": {"name": "bench"}}),
+    ];
+    for s in 0..1000 {
+        documents.push(
+            json!({"apiVersion": "mesh.megaease.com/v2alpha1", "kind": "Service",
+            "metadata": {"name": format!("svc-{s}")}, "spec": {"registerTenant": "bench"}}),
         );
     }
-    keys
+    mesh.apply_documents(&documents, &mut ctx).expect("catalog");
+    for i in 0..instances {
+        let registration = Registration::from_value(&json!({
+            "serviceName": format!("svc-{}", i % 1000), "instanceID": format!("ins-{i}"),
+            "ip": format!("10.{}.{}.{}", (i >> 16) & 255, (i >> 8) & 255, i & 255),
+            "port": 13001, "labels": {"version": if i % 2 == 0 { "v1" } else { "v2" }}}))
+        .expect("registration");
+        mesh.execute(
+            MeshCommand::Instance(InstanceCommand::Register(registration)),
+            &mut ctx,
+        )
+        .expect("register");
+    }
+    let started = Instant::now();
+    let desired = projections::desired_etcd(&mesh);
+    println!(
+        "desired_etcd: {} keys computed from the folded state in {:.3} s",
+        desired.len(),
+        secs(started.elapsed())
+    );
+    desired
 }
 
 async fn count_under(endpoint: &str, prefix: &str) -> i64 {
@@ -92,7 +109,7 @@ async fn run(instances: usize) {
             .map(|n| n.get())
             .unwrap_or(1)
     );
-    let prefixes: Vec<String> = PREFIXES.iter().map(|p| p.to_string()).collect();
+    let prefixes = projections::desired::etcd_owned_prefixes();
 
     let server = EtcdServer::start().await;
     let endpoints = server.endpoints();
