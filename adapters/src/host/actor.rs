@@ -55,6 +55,42 @@ where
     }
 }
 
+/// Decide several commands against the same state, in one mailbox round trip (a liveness
+/// monitor's batch). Stops at the first rejection: the answer then ends with it.
+pub struct DecideAll<C> {
+    pub commands: Vec<C>,
+    pub now_ms: i64,
+    pub seed: u64,
+}
+
+impl<C: 'static> Message for DecideAll<C> {
+    type Result = Vec<Result<Decision, Rejection>>;
+}
+
+impl<D> Handler<DecideAll<D::Command>> for ConceptActor<D>
+where
+    D: Decider + 'static,
+    D::State: Unpin + 'static,
+    D::Command: 'static,
+{
+    type Result = MessageResult<DecideAll<D::Command>>;
+
+    fn handle(&mut self, msg: DecideAll<D::Command>, _: &mut Context<Self>) -> Self::Result {
+        // One seeded context for the batch: its draws differ from command to command.
+        let mut ctx = Ctx::new(msg.now_ms, msg.seed);
+        let mut out = Vec::with_capacity(msg.commands.len());
+        for command in msg.commands {
+            let result = D::decide(&self.state, command, &mut ctx);
+            let rejected = result.is_err();
+            out.push(result);
+            if rejected {
+                break;
+            }
+        }
+        MessageResult(out)
+    }
+}
+
 /// Fold one durable event. Sent by the delivery loop only, in log order.
 pub struct Deliver {
     pub event: Arc<Event>,

@@ -13,7 +13,7 @@ use events::{Event, EventStore, NewEvent, StoreError, StreamAppend, Transaction}
 use tokio::sync::{oneshot, watch};
 use uuid::Uuid;
 
-use super::actor::{ConceptActor, Decide, Deliver, Read, Sync};
+use super::actor::{ConceptActor, DecideAll, Deliver, Read, Sync};
 use super::fold::fold;
 use crate::clock;
 use crate::error::Error;
@@ -172,8 +172,13 @@ impl Dispatcher {
         for attempt in 1..=MAX_ATTEMPTS {
             let now_ms = clock::now_ms();
             let mut decisions = Vec::with_capacity(commands.len());
-            for (index, command) in commands.iter().enumerate() {
-                match self.decide(command.clone(), now_ms).await? {
+            for (index, result) in self
+                .decide_all(&commands, now_ms)
+                .await?
+                .into_iter()
+                .enumerate()
+            {
+                match result {
                     Ok(d) => decisions.push(d),
                     Err(rejection) => {
                         self.metrics.command("rejected");
@@ -263,41 +268,74 @@ impl Dispatcher {
         Ok(self.instances.send(Read(Box::new(query))).await?)
     }
 
-    async fn decide(
+    /// Decide commands in order: each run of commands for one concept goes to its actor in
+    /// one message. Stops at the first rejection (the answer then ends with it).
+    async fn decide_all(
         &self,
-        command: MeshCommand,
+        commands: &[MeshCommand],
         now_ms: i64,
-    ) -> Result<Result<Decision, Rejection>, DispatchError> {
-        let seed = clock::fresh_seed();
-        Ok(match command {
-            MeshCommand::Resource(command) => {
-                self.resources
-                    .send(Decide {
-                        command,
-                        now_ms,
-                        seed,
-                    })
-                    .await?
+    ) -> Result<Vec<Result<Decision, Rejection>>, DispatchError> {
+        let mut out = Vec::with_capacity(commands.len());
+        let mut rest = commands;
+        while let Some(first) = rest.first() {
+            let run = rest
+                .iter()
+                .take_while(|c| c.concept() == first.concept())
+                .count();
+            let (this, next) = rest.split_at(run);
+            rest = next;
+            let seed = clock::fresh_seed();
+            let answers = match first {
+                MeshCommand::Resource(_) => {
+                    let commands = this.iter().filter_map(|c| match c {
+                        MeshCommand::Resource(c) => Some(c.clone()),
+                        _ => None,
+                    });
+                    let commands = commands.collect();
+                    self.resources
+                        .send(DecideAll {
+                            commands,
+                            now_ms,
+                            seed,
+                        })
+                        .await?
+                }
+                MeshCommand::Service(_) => {
+                    let commands = this.iter().filter_map(|c| match c {
+                        MeshCommand::Service(c) => Some(c.clone()),
+                        _ => None,
+                    });
+                    let commands = commands.collect();
+                    self.services
+                        .send(DecideAll {
+                            commands,
+                            now_ms,
+                            seed,
+                        })
+                        .await?
+                }
+                MeshCommand::Instance(_) => {
+                    let commands = this.iter().filter_map(|c| match c {
+                        MeshCommand::Instance(c) => Some(c.clone()),
+                        _ => None,
+                    });
+                    let commands = commands.collect();
+                    self.instances
+                        .send(DecideAll {
+                            commands,
+                            now_ms,
+                            seed,
+                        })
+                        .await?
+                }
+            };
+            let rejected = answers.last().is_some_and(Result::is_err);
+            out.extend(answers);
+            if rejected {
+                break;
             }
-            MeshCommand::Service(command) => {
-                self.services
-                    .send(Decide {
-                        command,
-                        now_ms,
-                        seed,
-                    })
-                    .await?
-            }
-            MeshCommand::Instance(command) => {
-                self.instances
-                    .send(Decide {
-                        command,
-                        now_ms,
-                        seed,
-                    })
-                    .await?
-            }
-        })
+        }
+        Ok(out)
     }
 
     fn finish(&self, decisions: &[Decision], first_position: u64) -> Vec<Executed> {
