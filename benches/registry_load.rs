@@ -1112,14 +1112,70 @@ fn main() {
     );
     assert!(daemon.alive(), "the daemon died during the run");
 
+    // 5: storms. Every instance heartbeats at once (all recover together), then all go silent
+    // at the same instant (a partition): how long until every transition is an event?
+    let head = |agent: &ureq::Agent| metric(&metrics(agent, &url), "meshplane_log_head_position");
+    let storm_agent = agent();
+    let before = head(&storm_agent);
+    let t = Instant::now();
+    heartbeat_round(&url, &batches);
+    let sent = t.elapsed();
+    while head(&storm_agent) < before + n as u64 {
+        assert!(
+            t.elapsed() < Duration::from_secs(60),
+            "recovery storm did not finish"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let recovered = t.elapsed();
+    println!(
+        "[5 recovery storm] {} heartbeats in {:.3} s, all {} instances back UP (events appended) {:.3} s after the first",
+        commas(n as u64),
+        sent.as_secs_f64(),
+        commas(n as u64),
+        recovered.as_secs_f64()
+    );
+    let before = head(&storm_agent);
+    let t = Instant::now();
+    heartbeat_round(&url, &batches);
+    let silent_from = Instant::now();
+    let spread = t.elapsed();
+    let cpu_before = cpu_ticks(&probe.pid);
+    while head(&storm_agent) < before + n as u64 {
+        assert!(
+            silent_from.elapsed() < Duration::from_secs(60),
+            "partition storm did not finish"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let all_out = silent_from.elapsed();
+    let cpu = (cpu_ticks(&probe.pid) - cpu_before) as f64
+        / clock_ticks_per_second()
+        / all_out.as_secs_f64();
+    println!(
+        "[5 partition storm] all {} instances heartbeat within {:.3} s, then none: the last out_of_service event appended {:.3} s after the last heartbeat (target {} s: {}); daemon CPU {:.2} cores",
+        commas(n as u64),
+        spread.as_secs_f64(),
+        all_out.as_secs_f64(),
+        2 * INTERVAL.as_secs() + 1,
+        if all_out.as_secs_f64() <= (2 * INTERVAL.as_secs() + 1) as f64 { "met" } else { "MISSED" },
+        cpu
+    );
+    println!(
+        "[5 storms] daemon RSS {:.1} MiB",
+        mib(status_kb(&probe.pid, "VmRSS"))
+    );
+
     // The daemon's own evidence, from its log.
     let export = daemon.stop_and_export();
     let text = fs::read_to_string(&export).expect("exported log");
     let (mut detect_lag, mut record_lag, mut total, mut total_recorded) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    // Phase 4's transitions only (the storms of phase 5 come after them in the log).
     for line in text
         .lines()
         .filter(|l| l.contains("instance.out_of_service"))
+        .take(n)
     {
         let v: Value = serde_json::from_str(line).expect("exported line");
         let silence = &v["data"]["silence"];

@@ -13,12 +13,14 @@ use actors::service::{ServiceState, API_VERSION};
 use actors::{MeshCommand, Outcome};
 use events::schema::InstanceKey;
 use projections::registry::service_value;
-use serde::Deserialize;
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use super::body::read_limited;
 use super::error::ApiError;
-use super::respond::respond;
+use super::respond::{respond, wants_yaml};
 use super::ApiState;
 use crate::clock::{self, rfc3339};
 use crate::registry::liveness::Beat;
@@ -33,46 +35,105 @@ pub(super) fn json_body(body: &[u8]) -> Result<Value, ApiError> {
         .map_err(|e| ApiError::invalid("(body)", format!("malformed JSON: {e}")))
 }
 
-/// An instance as the registry API shows it.
-pub(super) fn instance_view(
-    state: &InstanceState,
-    tracker: &LivenessTracker,
-    key: &InstanceKey,
-    i: &Instance,
-) -> Value {
-    // The freshest heartbeat: the in-memory one when a real heartbeat arrived since start-up.
-    let last_heartbeat_ms = tracker
-        .last_seen(key)
-        .filter(|s| s.heartbeat_seen)
-        .map_or(i.last_heartbeat_ms, |s| {
-            s.last_heartbeat_ms.max(i.last_heartbeat_ms)
-        });
-    let mut view = json!({
-        "serviceName": key.service,
-        "instanceID": key.instance_id,
-        "tenant": state.tenant_of(key),
-        "registryName": state.registry_name,
-        "ip": i.ip,
-        "port": i.port,
-        "labels": i.labels,
-        "agentType": i.agent_type,
-        "status": i.status().as_str(),
-        "registryTime": rfc3339(i.registry_time_ms),
-        "lastHeartbeatTime": rfc3339(last_heartbeat_ms),
-        "resourceVersion": i.updated_position.to_string(),
-    });
-    if let Some(reason) = &i.offline {
-        view["offline"] = json!({ "reason": reason });
+/// An instance as the registry API shows it, borrowed from the state: a listing of 100,000
+/// instances is serialized straight into the response body, never built as a JSON tree.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct InstanceView<'a> {
+    service_name: &'a str,
+    #[serde(rename = "instanceID")]
+    instance_id: &'a str,
+    tenant: &'a str,
+    registry_name: &'a str,
+    ip: &'a str,
+    port: u16,
+    labels: &'a BTreeMap<String, String>,
+    agent_type: &'a str,
+    status: &'static str,
+    registry_time: String,
+    last_heartbeat_time: String,
+    resource_version: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    offline: Option<OfflineView<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    silence: Option<SilenceView>,
+}
+
+#[derive(Serialize)]
+struct OfflineView<'a> {
+    reason: &'a str,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct SilenceView {
+    last_heartbeat_time: String,
+    heartbeat_seen: bool,
+    deadline: String,
+    detected_at: String,
+}
+
+impl<'a> InstanceView<'a> {
+    pub(super) fn new(
+        state: &'a InstanceState,
+        tracker: &LivenessTracker,
+        key: &'a InstanceKey,
+        i: &'a Instance,
+    ) -> Self {
+        // The freshest heartbeat: the in-memory one when a real heartbeat arrived since start-up.
+        let last_heartbeat_ms = tracker
+            .last_seen(key)
+            .filter(|s| s.heartbeat_seen)
+            .map_or(i.last_heartbeat_ms, |s| {
+                s.last_heartbeat_ms.max(i.last_heartbeat_ms)
+            });
+        InstanceView {
+            service_name: &key.service,
+            instance_id: &key.instance_id,
+            tenant: state.tenant_of(key),
+            registry_name: &state.registry_name,
+            ip: &i.ip,
+            port: i.port,
+            labels: &i.labels,
+            agent_type: &i.agent_type,
+            status: i.status().as_str(),
+            registry_time: rfc3339(i.registry_time_ms),
+            last_heartbeat_time: rfc3339(last_heartbeat_ms),
+            resource_version: i.updated_position.to_string(),
+            offline: i.offline.as_deref().map(|reason| OfflineView { reason }),
+            silence: i.silence.as_ref().map(|s| SilenceView {
+                last_heartbeat_time: rfc3339(s.last_heartbeat_ms),
+                heartbeat_seen: s.heartbeat_seen,
+                deadline: rfc3339(s.deadline_ms),
+                detected_at: rfc3339(s.detected_at_ms),
+            }),
+        }
     }
-    if let Some(s) = &i.silence {
-        view["silence"] = json!({
-            "lastHeartbeatTime": rfc3339(s.last_heartbeat_ms),
-            "heartbeatSeen": s.heartbeat_seen,
-            "deadline": rfc3339(s.deadline_ms),
-            "detectedAt": rfc3339(s.detected_at_ms),
-        });
+}
+
+/// The instances matching a filter, serialized one by one as a sequence.
+struct Matching<'a> {
+    state: &'a InstanceState,
+    tracker: &'a LivenessTracker,
+    filter: &'a InstanceFilter,
+}
+
+impl Serialize for Matching<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(
+            self.state
+                .query(self.filter)
+                .map(|(k, i)| InstanceView::new(self.state, self.tracker, k, i)),
+        )
     }
-    view
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct InstanceList<'a> {
+    kind: &'static str,
+    resource_version: String,
+    items: Matching<'a>,
 }
 
 fn status_code(outcome: Outcome) -> StatusCode {
@@ -89,8 +150,10 @@ async fn read_instance(state: &ApiState, key: InstanceKey) -> Result<Value, ApiE
     state
         .dispatcher
         .read_instances(move |s, _| {
-            s.get(&lookup)
-                .map(|i| instance_view(s, &tracker, &lookup, i))
+            s.get(&lookup).map(|i| {
+                serde_json::to_value(InstanceView::new(s, &tracker, &lookup, i))
+                    .expect("instance views serialize")
+            })
         })
         .await
         .map_err(|e| ApiError::dispatch(e, false))?
@@ -195,22 +258,36 @@ pub async fn list_instances(
 ) -> Result<HttpResponse, ApiError> {
     let filter = filter_of(&req)?;
     let tracker = state.tracker.clone();
-    let (items, position) = state
+    let yaml = wants_yaml(&req);
+    let body = state
         .dispatcher
         .read_instances(move |s, position| {
-            let items: Vec<Value> = s
-                .query(&filter)
-                .map(|(k, i)| instance_view(s, &tracker, k, i))
-                .collect();
-            (items, position)
+            let list = InstanceList {
+                kind: "ServiceInstanceList",
+                resource_version: position.to_string(),
+                items: Matching {
+                    state: s,
+                    tracker: &tracker,
+                    filter: &filter,
+                },
+            };
+            if yaml {
+                serde_norway::to_string(&list)
+                    .map(String::into_bytes)
+                    .map_err(|e| e.to_string())
+            } else {
+                serde_json::to_vec(&list).map_err(|e| e.to_string())
+            }
         })
         .await
-        .map_err(|e| ApiError::dispatch(e, false))?;
-    respond(
-        &req,
-        StatusCode::OK,
-        &json!({"kind": "ServiceInstanceList", "resourceVersion": position.to_string(), "items": items}),
-    )
+        .map_err(|e| ApiError::dispatch(e, false))?
+        .map_err(|e| ApiError::internal(format!("cannot render the instance list: {e}")))?;
+    let content_type = if yaml {
+        "application/yaml"
+    } else {
+        "application/json"
+    };
+    Ok(HttpResponse::Ok().content_type(content_type).body(body))
 }
 
 /// One heartbeat of a batch.

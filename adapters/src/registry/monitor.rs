@@ -12,7 +12,7 @@ use crate::clock;
 use crate::host::{DispatchError, Dispatcher};
 
 /// Transitions per append: one durable write for many instances going silent at once.
-const BATCH: usize = 512;
+const BATCH: usize = 2048;
 
 /// What one tick did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
