@@ -572,3 +572,66 @@ async fn catalog_reads_and_visibility() {
     .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
+
+#[actix_web::test]
+async fn service_parts_through_emctl_kinds_and_easemesh_paths() {
+    let f = fixture();
+    let app = app!(f);
+    catalog(&app).await;
+    // emctl's LoadBalance kind, named by its service.
+    let yaml = "apiVersion: mesh.megaease.com/v2alpha1\nkind: LoadBalance\nmetadata:\n  name: order\nspec:\n  policy: headerHash\n  headerHashKey: X-User\n";
+    let (status, body) = call(
+        &app,
+        test::TestRequest::post()
+            .uri("/api/v1/apply")
+            .insert_header(("content-type", "application/yaml"))
+            .set_payload(yaml),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["results"][0]["kind"], "LoadBalance");
+    assert_eq!(body["results"][0]["outcome"], "created");
+    let (_, lb) = call(
+        &app,
+        test::TestRequest::get().uri("/apis/v2/mesh/services/order/loadbalance"),
+    )
+    .await;
+    assert_eq!(
+        lb,
+        json!({"policy": "headerHash", "headerHashKey": "X-User"})
+    );
+
+    // EaseMesh's part paths: POST 201 / 409, PUT, GET, DELETE, 404 after.
+    let uri = "/apis/v2/mesh/services/order/resilience";
+    let (status, _) = call(&app, post(uri, json!({"retry": {"maxAttempts": 3}}))).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (status, _) = call(&app, post(uri, json!({"retry": {"maxAttempts": 3}}))).await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    let head = f.store.head();
+    let (status, body) = call(&app, put(uri, json!({"retryer": {}}))).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["field"], "retryer", "the body is the part itself");
+    assert_eq!(f.store.head(), head);
+    let (status, _) = call(&app, put(uri, json!({"failureCodes": [500, 503]}))).await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, spec) = call(
+        &app,
+        test::TestRequest::get().uri("/apis/v2/mesh/services/order"),
+    )
+    .await;
+    assert_eq!(spec["resilience"], json!({"failureCodes": [500, 503]}));
+    assert_eq!(spec["loadBalance"]["policy"], "headerHash");
+    let (status, _) = call(&app, test::TestRequest::delete().uri(uri)).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _) = call(&app, test::TestRequest::get().uri(uri)).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _) = call(
+        &app,
+        put(
+            "/apis/v2/mesh/services/ghost/mock",
+            json!({"enabled": true}),
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}

@@ -1,6 +1,7 @@
 //! The registry's kinds on the command line: `get serviceinstances|tenants|services|
 //! meshcontrollers` and their deletes, over the daemon's registry API.
 
+use actors::service::ServicePart;
 use anyhow::{bail, Result};
 use serde_json::Value;
 
@@ -18,6 +19,8 @@ pub enum RegistryKind {
     /// EaseMesh's mesh services (Kubernetes Services stay `svc`).
     Services,
     MeshControllers,
+    /// A part of a service (`LoadBalance`, `Resilience`, ...), named by the service.
+    Part(ServicePart),
 }
 
 impl RegistryKind {
@@ -42,7 +45,7 @@ impl RegistryKind {
             "Tenant" => Some(RegistryKind::Tenants),
             "Service" => Some(RegistryKind::Services),
             "MeshController" => Some(RegistryKind::MeshControllers),
-            _ => None,
+            other => ServicePart::from_kind(other).map(RegistryKind::Part),
         }
     }
 
@@ -52,6 +55,7 @@ impl RegistryKind {
             RegistryKind::Tenants => "tenants",
             RegistryKind::Services => "services",
             RegistryKind::MeshControllers => "meshcontrollers",
+            RegistryKind::Part(_) => "services",
         }
     }
 
@@ -61,6 +65,7 @@ impl RegistryKind {
             RegistryKind::Tenants => "tenant",
             RegistryKind::Services => "service",
             RegistryKind::MeshControllers => "meshcontroller",
+            RegistryKind::Part(_) => "servicepart",
         }
     }
 }
@@ -115,6 +120,7 @@ pub fn get(client: &Client, kind: RegistryKind, args: &GetArgs) -> Result<()> {
         RegistryKind::Tenants => tenant_table(&items, now),
         RegistryKind::Services => service_table(&items, now),
         RegistryKind::MeshControllers => controller_table(&items),
+        RegistryKind::Part(_) => unreachable!("parts are not listed on their own"),
     })
 }
 
@@ -138,6 +144,16 @@ pub fn delete(client: &Client, kind: RegistryKind, name: &str) -> Result<String>
         }
         RegistryKind::MeshControllers => {
             bail!("the mesh controller cannot be deleted; apply new settings instead")
+        }
+        RegistryKind::Part(part) => {
+            client.delete(
+                &format!("/apis/v2/mesh/services/{name}/{}", part.path()),
+                &[],
+            )?;
+            Ok(format!(
+                "{}/{name} deleted\n",
+                part.kind().to_ascii_lowercase()
+            ))
         }
     }
 }

@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{Map, Value};
 
+use super::part::ServicePart;
 use super::spec::{ControllerLimits, MeshControllerSpec, ServiceSpec};
 use crate::decider::Rejection;
 use crate::resource::manifest::{
@@ -28,26 +29,28 @@ pub enum CatalogKind {
     Tenant,
     Service,
     MeshController,
+    /// A part of a service, named by the service.
+    Part(ServicePart),
 }
 
 impl CatalogKind {
-    pub const ALL: &'static [CatalogKind] = &[
-        CatalogKind::Tenant,
-        CatalogKind::Service,
-        CatalogKind::MeshController,
-    ];
-
     pub fn name(self) -> &'static str {
         match self {
             CatalogKind::Tenant => "Tenant",
             CatalogKind::Service => "Service",
             CatalogKind::MeshController => "MeshController",
+            CatalogKind::Part(p) => p.kind(),
         }
     }
 
     /// Look a kind up by its exact name (documents match kinds case-sensitively, as emctl).
     pub fn from_name(name: &str) -> Option<CatalogKind> {
-        CatalogKind::ALL.iter().copied().find(|k| k.name() == name)
+        match name {
+            "Tenant" => Some(CatalogKind::Tenant),
+            "Service" => Some(CatalogKind::Service),
+            "MeshController" => Some(CatalogKind::MeshController),
+            other => ServicePart::from_kind(other).map(CatalogKind::Part),
+        }
     }
 }
 
@@ -92,12 +95,21 @@ pub struct MeshControllerItem {
     pub limits: ControllerLimits,
 }
 
+/// A part of a service (its spec is checked with the whole service when it is applied).
+#[derive(Clone, Debug, PartialEq)]
+pub struct PartItem {
+    pub service: String,
+    pub part: ServicePart,
+    pub spec: Value,
+}
+
 /// One validated catalog document.
 #[derive(Clone, Debug, PartialEq)]
 pub enum CatalogItem {
     Tenant(TenantItem),
     Service(ServiceItem),
     MeshController(MeshControllerItem),
+    Part(PartItem),
 }
 
 impl CatalogItem {
@@ -106,6 +118,7 @@ impl CatalogItem {
             CatalogItem::Tenant(t) => (CatalogKind::Tenant, &t.name),
             CatalogItem::Service(s) => (CatalogKind::Service, &s.name),
             CatalogItem::MeshController(m) => (CatalogKind::MeshController, &m.name),
+            CatalogItem::Part(p) => (CatalogKind::Part(p.part), &p.service),
         };
         CatalogRef {
             kind,
@@ -141,7 +154,7 @@ impl CatalogItem {
             Rejection::invalid(
                 "kind",
                 format!(
-                    "unknown kind `{kind_name}` in {API_GROUP} (known kinds: Tenant, Service, MeshController; kinds are case-sensitive)"
+                    "unknown kind `{kind_name}` in {API_GROUP} (known kinds: Tenant, Service, MeshController, LoadBalance, Resilience, Mock, ObservabilityTracings, ObservabilityMetrics, ObservabilityOutputServer; kinds are case-sensitive)"
                 ),
             )
         })?;
@@ -201,6 +214,23 @@ impl CatalogItem {
                     }))
                 }
             }
+            CatalogKind::Part(part) => {
+                if let Some(field) = rest.keys().next() {
+                    return Err(Rejection::invalid(field.clone(), "unknown field"));
+                }
+                match object.get("spec") {
+                    Some(spec @ Value::Object(_)) => Ok(CatalogItem::Part(PartItem {
+                        service: name,
+                        part,
+                        spec: spec.clone(),
+                    })),
+                    Some(other) => Err(Rejection::invalid(
+                        "spec",
+                        format!("expected a mapping, found {}", type_name(other)),
+                    )),
+                    None => Err(Rejection::invalid("spec", "missing")),
+                }
+            }
             CatalogKind::MeshController => {
                 // The seed's form nests the settings under `spec:`; EaseMesh's later form puts
                 // them inline. Either, not both.
@@ -231,6 +261,22 @@ impl CatalogItem {
         body: &Value,
         path_name: Option<&str>,
     ) -> Result<CatalogItem, Rejection> {
+        if let CatalogKind::Part(part) = kind {
+            // The body is the part itself; the service comes from the path.
+            let service = path_name.unwrap_or_default().to_string();
+            validate_object_name("(path)", &service)?;
+            return match body {
+                Value::Object(_) => Ok(CatalogItem::Part(PartItem {
+                    service,
+                    part,
+                    spec: body.clone(),
+                })),
+                other => Err(Rejection::invalid(
+                    "(body)",
+                    format!("expected a JSON object, found {}", type_name(other)),
+                )),
+            };
+        }
         let object = body.as_object().ok_or_else(|| {
             Rejection::invalid(
                 "(body)",
@@ -273,6 +319,7 @@ impl CatalogItem {
                 labels,
                 spec: ServiceSpec::parse(&Value::Object(fields)).map_err(strip_spec_prefix)?,
             })),
+            CatalogKind::Part(_) => unreachable!("handled above"),
             CatalogKind::MeshController => {
                 let (spec, limits) = MeshControllerSpec::parse(&Value::Object(fields), "")?;
                 Ok(CatalogItem::MeshController(MeshControllerItem {

@@ -11,6 +11,7 @@
 //! concurrency: two commands decided against the same catalog version cannot both append.
 
 pub mod manifest;
+pub mod part;
 pub mod spec;
 pub mod visibility;
 
@@ -26,6 +27,7 @@ use serde::{Deserialize, Serialize};
 use crate::ctx::Ctx;
 use crate::decider::{expect_version, Decider, Decision, Meta, Outcome, Rejection};
 pub use manifest::{CatalogItem, CatalogKind, CatalogRef, API_VERSION, GLOBAL_TENANT};
+pub use part::ServicePart;
 use spec::{DEFAULT_DEAD_RECORD_MS, DEFAULT_HEARTBEAT_INTERVAL_MS};
 
 /// A tenant.
@@ -96,6 +98,10 @@ impl ServiceState {
             CatalogKind::MeshController => {
                 self.controller.as_ref().is_some_and(|c| c.name == r.name)
             }
+            CatalogKind::Part(part) => self
+                .services
+                .get(&r.name)
+                .is_some_and(|s| part.get(&s.spec).is_some()),
         }
     }
 }
@@ -333,6 +339,25 @@ fn apply_one(
                 outcome,
             ))
         }
+        CatalogItem::Part(p) => {
+            let Some(service) = state.services.get(&p.service) else {
+                return Err(Rejection::invalid(
+                    "metadata.name",
+                    format!(
+                        "service `{}` does not exist; a {} belongs to a service",
+                        p.service,
+                        p.part.kind()
+                    ),
+                ));
+            };
+            let existed = p.part.get(&service.spec).is_some();
+            let spec = p.part.set(&service.spec, Some(p.spec))?;
+            let event = service_with_spec(&p.service, service, &spec);
+            Ok(match event {
+                None => (None, Outcome::Unchanged),
+                Some(event) => (Some(event), outcome_of(existed)),
+            })
+        }
         CatalogItem::MeshController(m) => {
             if let Some(c) = state.controller.as_ref().filter(|c| c.name != m.name) {
                 return Err(one_controller(&c.name, &m.name));
@@ -366,6 +391,22 @@ fn apply_one(
     }
 }
 
+/// The service with a new spec, as an event; `None` when the spec is what it already was.
+fn service_with_spec(name: &str, service: &MeshService, spec: &spec::ServiceSpec) -> Option<Event> {
+    let spec = serde_json::to_value(spec)
+        .expect("service specs serialize")
+        .to_string();
+    (spec != service.spec).then(|| {
+        Event::ServiceApplied(ServiceApplied {
+            name: name.to_string(),
+            api_version: service.api_version.clone(),
+            labels: service.labels.clone(),
+            tenant: service.tenant.clone(),
+            spec,
+        })
+    })
+}
+
 fn delete(state: &ServiceState, r: CatalogRef) -> Result<Decision, Rejection> {
     let event = match r.kind {
         CatalogKind::Tenant => {
@@ -396,6 +437,16 @@ fn delete(state: &ServiceState, r: CatalogRef) -> Result<Decision, Rejection> {
                 "kind",
                 "the mesh controller cannot be deleted; apply new settings instead",
             ))
+        }
+        CatalogKind::Part(part) => {
+            let service = state
+                .services
+                .get(&r.name)
+                .filter(|s| part.get(&s.spec).is_some())
+                .ok_or_else(|| Rejection::not_found(format!("{r} not found")))?;
+            let spec = part.set(&service.spec, None)?;
+            service_with_spec(&r.name, service, &spec)
+                .expect("removing a present part changes the spec")
         }
     };
     Ok(Decision {
@@ -539,6 +590,49 @@ mod tests {
         assert_eq!(err.kind, RejectionKind::NotFound);
         let d = when(&state, ServiceCommand::Apply(vec![tenant("t")])).unwrap();
         assert_eq!((d.outcome, d.events.len()), (Outcome::Unchanged, 0));
+    }
+
+    #[test]
+    fn service_parts_apply_inside_their_service() {
+        let history = then(
+            &[],
+            ServiceCommand::Apply(vec![tenant("t"), service("s", "t")]),
+        );
+        let lb = doc("LoadBalance", "s", json!({"policy": "ipHash"}));
+        let d = when(&given(&history), ServiceCommand::Apply(vec![lb.clone()])).unwrap();
+        assert_eq!(d.outcome, Outcome::Created);
+        let history = [history, d.events].concat();
+        let state = given(&history);
+        assert!(state.services["s"]
+            .spec
+            .contains(r#""loadBalance":{"policy":"ipHash"}"#));
+        let d = when(&state, ServiceCommand::Apply(vec![lb])).unwrap();
+        assert_eq!(d.outcome, Outcome::Unchanged);
+        let err = when(
+            &state,
+            ServiceCommand::Apply(vec![doc(
+                "LoadBalance",
+                "ghost",
+                json!({"policy": "random"}),
+            )]),
+        )
+        .unwrap_err();
+        assert_eq!(err.field.as_deref(), Some("metadata.name"), "{err}");
+        let err = when(
+            &state,
+            ServiceCommand::Apply(vec![doc("LoadBalance", "s", json!({"policy": "x"}))]),
+        )
+        .unwrap_err();
+        assert_eq!(err.field.as_deref(), Some("spec.policy"), "{err}");
+        let part = CatalogRef {
+            kind: CatalogKind::Part(ServicePart::LoadBalance),
+            name: "s".into(),
+        };
+        let d = when(&state, ServiceCommand::Delete(part.clone())).unwrap();
+        let state = given(&[history, d.events].concat());
+        assert!(!state.services["s"].spec.contains("loadBalance"));
+        let err = when(&state, ServiceCommand::Delete(part)).unwrap_err();
+        assert_eq!(err.kind, RejectionKind::NotFound);
     }
 
     #[test]

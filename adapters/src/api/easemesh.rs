@@ -9,7 +9,7 @@ use actix_web::http::header::LOCATION;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use actors::instance::{InstanceCommand, InstanceState};
-use actors::service::{CatalogItem, CatalogKind, CatalogRef, ServiceCommand};
+use actors::service::{CatalogItem, CatalogKind, CatalogRef, ServiceCommand, ServicePart};
 use actors::MeshCommand;
 use events::schema::InstanceKey;
 use projections::registry::{service_value, tenant_value, InstanceSpecValue};
@@ -240,4 +240,81 @@ pub async fn offline_instance(
         .await
         .map_err(|e| ApiError::dispatch(e, false))?;
     Ok(HttpResponse::build(StatusCode::OK).finish())
+}
+
+fn part_of(segment: &str) -> Result<ServicePart, ApiError> {
+    ServicePart::from_path(segment)
+        .ok_or_else(|| ApiError::not_found(format!("no service part `{segment}`")))
+}
+
+/// `GET /apis/v2/mesh/services/{name}/{part}`: the part (`loadbalance`, `resilience`, `mock`,
+/// `tracings`, `metrics`, `outputserver`).
+pub async fn get_part(
+    path: web::Path<(String, String, String)>,
+    state: web::Data<ApiState>,
+) -> Result<HttpResponse, ApiError> {
+    let (_, name, segment) = path.into_inner();
+    let part = part_of(&segment)?;
+    let lookup = name.clone();
+    let found = state
+        .dispatcher
+        .read_services(move |s, _| s.services.get(&lookup).map(|svc| part.get(&svc.spec)))
+        .await
+        .map_err(|e| ApiError::dispatch(e, false))?;
+    match found {
+        Some(Some(value)) => Ok(HttpResponse::Ok().json(value)),
+        Some(None) => Err(ApiError::not_found(format!(
+            "{} of service {name} not found",
+            part.kind()
+        ))),
+        None => Err(ApiError::not_found(format!("Service {name} not found"))),
+    }
+}
+
+/// `POST /apis/v2/mesh/services/{name}/{part}`: 201, 409 when the part is set.
+pub async fn create_part(
+    req: HttpRequest,
+    path: web::Path<(String, String, String)>,
+    payload: web::Payload,
+    state: web::Data<ApiState>,
+) -> Result<HttpResponse, ApiError> {
+    state.auth.check(&req)?;
+    let (version, name, segment) = path.into_inner();
+    let part = part_of(&segment)?;
+    let item = item_of(&req, payload, &state, CatalogKind::Part(part), Some(&name)).await?;
+    execute(&state, ServiceCommand::Create(Box::new(item))).await?;
+    Ok(HttpResponse::Created()
+        .insert_header((
+            LOCATION,
+            format!("/apis/{version}/mesh/services/{name}/{segment}"),
+        ))
+        .finish())
+}
+
+/// `PUT /apis/v2/mesh/services/{name}/{part}`: 200, 404 when the part is not set.
+pub async fn update_part(
+    req: HttpRequest,
+    path: web::Path<(String, String, String)>,
+    payload: web::Payload,
+    state: web::Data<ApiState>,
+) -> Result<HttpResponse, ApiError> {
+    state.auth.check(&req)?;
+    let (_, name, segment) = path.into_inner();
+    let part = part_of(&segment)?;
+    let item = item_of(&req, payload, &state, CatalogKind::Part(part), Some(&name)).await?;
+    execute(&state, ServiceCommand::Update(Box::new(item))).await?;
+    Ok(HttpResponse::Ok().finish())
+}
+
+/// `DELETE /apis/v2/mesh/services/{name}/{part}`.
+pub async fn delete_part(
+    req: HttpRequest,
+    path: web::Path<(String, String, String)>,
+    state: web::Data<ApiState>,
+) -> Result<HttpResponse, ApiError> {
+    state.auth.check(&req)?;
+    let (_, name, segment) = path.into_inner();
+    let kind = CatalogKind::Part(part_of(&segment)?);
+    execute(&state, ServiceCommand::Delete(CatalogRef { kind, name })).await?;
+    Ok(HttpResponse::Ok().finish())
 }

@@ -164,6 +164,16 @@ fn easemesh_routes(cfg: &mut web::ServiceConfig) {
             .default_service(web::to(method_not_allowed)),
     )
     .service(
+        web::resource(
+            "/apis/{version:v[12]}/mesh/services/{name}/{part:loadbalance|resilience|mock|tracings|metrics|outputserver}",
+        )
+        .get(easemesh::get_part)
+        .post(easemesh::create_part)
+        .put(easemesh::update_part)
+        .delete(easemesh::delete_part)
+        .default_service(web::to(method_not_allowed)),
+    )
+    .service(
         web::resource("/apis/{version:v[12]}/mesh/{collection:tenants|services}")
             .get(easemesh::list)
             .post(easemesh::create)
