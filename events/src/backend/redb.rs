@@ -704,11 +704,17 @@ impl RedbBackend {
     }
 }
 
+/// redb's page cache. Its default (1 GiB) would let a long-running daemon's memory grow with
+/// the log; the log is appended and read mostly in order, so a modest cache costs little.
+const CACHE_BYTES: usize = 64 * 1024 * 1024;
+
 fn open_database(path: &Path) -> Result<Database, StoreError> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir)?;
     }
-    let db = Database::create(path)
+    let db = redb::Builder::new()
+        .set_cache_size(CACHE_BYTES)
+        .create(path)
         .map_err(|e| StoreError::Storage(format!("redb: open {}: {e}", path.display())))?;
     let old_layout = db
         .begin_read()
