@@ -1215,7 +1215,7 @@ fn main() {
     println!(
         "[4 daemon side] deadline -> detected: {} (monitor tick {} ms); detected -> recorded_at_ms: {}",
         msd(&detect_lag),
-        250,
+        adapters::daemon::LIVENESS_TICK.as_millis(),
         msd(&record_lag)
     );
 

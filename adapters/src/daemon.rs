@@ -21,7 +21,7 @@ use crate::storage::{open_store, StoreKind};
 
 /// How often the liveness monitor looks for transitions: bounds how late an instance is marked
 /// out of service (2 × heartbeat interval + this).
-pub const LIVENESS_TICK: Duration = Duration::from_millis(250);
+pub const LIVENESS_TICK: Duration = Duration::from_millis(100);
 /// How long shutdown waits for a last etcd projection pass.
 const FINAL_ETCD_PASS: Duration = Duration::from_secs(5);
 
