@@ -13,11 +13,11 @@ use crate::clock;
 use crate::host::{DispatchError, Dispatcher};
 
 /// Transitions per append: one durable write for many instances going silent at once.
-const BATCH: usize = 2048;
+const BATCH: usize = 4096;
 /// Batches in flight at once: while one waits for its fsync the next is decided, and the log's
 /// group commit makes them share durable writes (a partition silencing 100,000 instances at
 /// once must still be marked within a second of the deadline).
-const IN_FLIGHT: usize = 4;
+const IN_FLIGHT: usize = 8;
 
 /// What one tick did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
