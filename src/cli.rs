@@ -264,6 +264,10 @@ pub struct ReplayArgs {
     #[arg(long, value_name = "FILE.jsonl")]
     pub log: Option<PathBuf>,
 
+    /// Stop after this log position: the state and digest as they were then.
+    #[arg(long, value_name = "POS")]
+    pub to: Option<u64>,
+
     /// Print only the digest lines (the last one is `digest <hex>`).
     #[arg(long)]
     pub digest: bool,

@@ -17,32 +17,40 @@ pub struct Replay {
 }
 
 impl Replay {
-    /// Fold envelopes (in position order) into a fresh mesh.
+    /// Fold envelopes (in position order) into a fresh mesh, up to position `to` inclusive
+    /// (all of them when `None`).
     pub fn from_envelopes<'a>(
         envelopes: impl IntoIterator<Item = &'a Envelope>,
+        to: Option<u64>,
     ) -> Result<Self, StoreError> {
         let mut replay = Replay {
             events: 0,
             mesh: Mesh::default(),
         };
         for envelope in envelopes {
+            if to.is_some_and(|to| envelope.position > to) {
+                break;
+            }
             replay.fold(envelope)?;
         }
         Ok(replay)
     }
 
-    /// Fold every durable event of a store into a fresh mesh.
-    pub fn from_store(store: &dyn EventStore) -> Result<Self, StoreError> {
+    /// Fold the durable events of a store into a fresh mesh, up to position `to` inclusive
+    /// (all of them when `None`).
+    pub fn from_store(store: &dyn EventStore, to: Option<u64>) -> Result<Self, StoreError> {
         let mut replay = Replay {
             events: 0,
             mesh: Mesh::default(),
         };
+        let end = to.unwrap_or(u64::MAX);
         let mut next = 1;
-        loop {
-            let batch = store.read_from(next, BATCH)?;
+        while next <= end {
+            let want = BATCH.min(usize::try_from(end - next + 1).unwrap_or(BATCH));
+            let batch = store.read_from(next, want)?;
             let Some(last) = batch.last() else { break };
             next = last.position + 1;
-            for envelope in &batch {
+            for envelope in batch.iter().filter(|e| e.position <= end) {
                 replay.fold(envelope)?;
             }
         }
@@ -151,7 +159,7 @@ mod tests {
 
     #[test]
     fn report_counts_events_and_live_resources_and_ends_with_the_digest() {
-        let replay = Replay::from_envelopes(&log()).unwrap();
+        let replay = Replay::from_envelopes(&log(), None).unwrap();
         assert_eq!(replay.events, 4);
         let report = replay.report("test");
         assert!(report.contains("events folded 4\n"), "{report}");
@@ -166,10 +174,10 @@ mod tests {
 
     #[test]
     fn same_log_same_digest_and_a_different_log_differs() {
-        let a = Replay::from_envelopes(&log()).unwrap().digest();
-        let b = Replay::from_envelopes(&log()).unwrap().digest();
+        let a = Replay::from_envelopes(&log(), None).unwrap().digest();
+        let b = Replay::from_envelopes(&log(), None).unwrap().digest();
         assert_eq!(a, b);
-        let shorter = Replay::from_envelopes(&log()[..3]).unwrap().digest();
+        let shorter = Replay::from_envelopes(&log()[..3], None).unwrap().digest();
         assert_ne!(a.combined, shorter.combined);
     }
 
@@ -177,18 +185,30 @@ mod tests {
     fn a_gap_in_positions_is_an_error() {
         let mut log = log();
         log.remove(1);
-        assert!(Replay::from_envelopes(&log).is_err());
+        assert!(Replay::from_envelopes(&log, None).is_err());
     }
 
     #[test]
     fn store_and_envelopes_fold_alike() {
         let store = events::Log::open(events::backend::memory::MemoryBackend::default()).unwrap();
         events::jsonl::import(&store, log()).unwrap();
-        let from_store = Replay::from_store(&store).unwrap();
+        let from_store = Replay::from_store(&store, None).unwrap();
         assert_eq!(from_store.events, 4);
+        // Up to a position: the same state as the prefix of the log.
+        let to_three = Replay::from_store(&store, Some(3)).unwrap();
+        assert_eq!(to_three.mesh.position, 3);
+        assert_eq!(
+            to_three.digest(),
+            Replay::from_envelopes(&log()[..3], None).unwrap().digest()
+        );
+        assert_eq!(
+            Replay::from_envelopes(&log(), Some(3)).unwrap().digest(),
+            to_three.digest()
+        );
+        assert_eq!(Replay::from_store(&store, Some(0)).unwrap().events, 0);
         assert_eq!(
             from_store.digest(),
-            Replay::from_envelopes(&log()).unwrap().digest()
+            Replay::from_envelopes(&log(), None).unwrap().digest()
         );
     }
 }

@@ -283,6 +283,26 @@ fn registry_lifecycle_through_the_daemon_and_the_cli() {
         .ok()
         .to_string();
     assert_eq!(replay.lines().last(), again.lines().last());
+    // Time travel: the state right after the catalog was applied (positions 1-3) has the
+    // catalog and no instance; a position past the end is refused.
+    let at_three = sandbox
+        .run(&["replay", "--data", data.to_str().unwrap(), "--to", "3"])
+        .ok()
+        .to_string();
+    assert!(
+        at_three.contains("events folded 3") && at_three.contains("services 1"),
+        "{at_three}"
+    );
+    assert!(
+        at_three.contains("instances 0 (up 0, out of service 0)"),
+        "{at_three}"
+    );
+    assert_ne!(at_three.lines().last(), replay.lines().last());
+    let past = sandbox
+        .run(&["replay", "--data", data.to_str().unwrap(), "--to", "999999"])
+        .fails()
+        .to_string();
+    assert!(past.contains("past the end of the log"), "{past}");
 
     // After a restart the instances are still registered, with a grace before silence counts.
     let daemon = Daemon::start(&sandbox, &data, &sandbox.path("manifests"));

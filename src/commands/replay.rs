@@ -1,4 +1,5 @@
-//! `meshplane replay (--data DIR | --log FILE) [--digest]`: fold a log with no adapters.
+//! `meshplane replay (--data DIR | --log FILE) [--to POS] [--digest]`: fold a log, or its
+//! prefix up to a position, with no adapters.
 
 use std::io::BufReader;
 use std::path::Path;
@@ -12,10 +13,10 @@ use crate::store;
 
 pub fn run(args: ReplayArgs) -> Result<()> {
     let (replay, source) = match (&args.data, &args.log) {
-        (_, Some(file)) => (replay_file(file)?, file.display().to_string()),
+        (_, Some(file)) => (replay_file(file, args.to)?, file.display().to_string()),
         (Some(dir), None) => {
             let store = store::open_existing(dir, args.store.into())?;
-            let replay = Replay::from_store(store.as_ref())
+            let replay = Replay::from_store(store.as_ref(), args.to)
                 .with_context(|| format!("replaying the log in {}", dir.display()))?;
             (
                 replay,
@@ -28,6 +29,14 @@ pub fn run(args: ReplayArgs) -> Result<()> {
         }
         (None, None) => anyhow::bail!("replay needs --data DIR or --log FILE"),
     };
+    if let Some(to) = args.to {
+        if replay.mesh.position < to {
+            anyhow::bail!(
+                "--to {to} is past the end of the log, which ends at position {}",
+                replay.mesh.position
+            );
+        }
+    }
     let text = if args.digest {
         replay.digest().to_string()
     } else {
@@ -36,9 +45,9 @@ pub fn run(args: ReplayArgs) -> Result<()> {
     print(&(text + "\n"))
 }
 
-fn replay_file(file: &Path) -> Result<Replay> {
+fn replay_file(file: &Path, to: Option<u64>) -> Result<Replay> {
     let envelopes = read_jsonl(file)?;
-    Replay::from_envelopes(&envelopes).with_context(|| format!("replaying {}", file.display()))
+    Replay::from_envelopes(&envelopes, to).with_context(|| format!("replaying {}", file.display()))
 }
 
 /// Parse a JSON Lines log from a file, or standard input for `-`.
