@@ -99,7 +99,7 @@ async fn serve(
     manifests: ManifestDir,
 ) -> Result<(), Error> {
     let metrics = Arc::new(Metrics::default());
-    let (dispatcher, tracker) = start_host(store, metrics.clone(), clock::now_ms())?;
+    let (dispatcher, tracker) = start_host(store, metrics.clone())?;
     let monitor = actix_rt::spawn(run_monitor(
         dispatcher.clone(),
         tracker.clone(),
@@ -160,16 +160,16 @@ async fn serve(
     Ok(())
 }
 
-/// Fold the log, build the heartbeat table from the folded instances (watched from
-/// `started_ms`), and start the actor host with the table following every delivered event.
-/// Must run inside an actix `System`.
+/// Fold the log, build the heartbeat table from the folded instances, and start the actor host
+/// with the table following every delivered event. Must run inside an actix `System`.
 pub fn start_host(
     store: Arc<dyn events::EventStore>,
     metrics: Arc<Metrics>,
-    started_ms: i64,
 ) -> Result<(Dispatcher, Arc<LivenessTracker>), Error> {
     let mesh = fold(store.as_ref(), None)?;
-    let tracker = Arc::new(LivenessTracker::new(&mesh.instances, started_ms));
+    // The start-up grace counts from now, after the fold: a long fold must not eat into the
+    // time sidecars have to send their first heartbeat to this daemon.
+    let tracker = Arc::new(LivenessTracker::new(&mesh.instances, clock::now_ms()));
     let observer = tracker.clone();
     let dispatcher = Dispatcher::start_from(
         store,

@@ -42,10 +42,17 @@ pub enum Verdict {
     Recovered { heartbeat_ms: i64 },
 }
 
-/// Judge one instance at `now_ms`. `silent` says whether the log already has it out of service
-/// for silence. Expiry wins over out-of-service: an instance silent for the dead-record time
-/// is removed, whatever its status.
-pub fn judge(seen: Seen, silent: bool, now_ms: i64, limits: Limits) -> Option<Verdict> {
+/// Judge one instance at `now_ms`. `silent_since` is the last heartbeat of the silence the log
+/// already has it out of service for (`None` when it is not silent). Expiry wins over
+/// out-of-service: an instance silent for the dead-record time is removed, whatever its
+/// status. A recovery needs a real heartbeat after the silence began: a change of limits alone
+/// (a longer interval) does not bring an instance back.
+pub fn judge(
+    seen: Seen,
+    silent_since: Option<i64>,
+    now_ms: i64,
+    limits: Limits,
+) -> Option<Verdict> {
     let silence = |deadline_ms: i64| Silence {
         last_heartbeat_ms: seen.last_heartbeat_ms,
         heartbeat_seen: seen.heartbeat_seen,
@@ -57,11 +64,13 @@ pub fn judge(seen: Seen, silent: bool, now_ms: i64, limits: Limits) -> Option<Ve
         return Some(Verdict::Expired(silence(expiry)));
     }
     let out = limits.out_of_service_deadline(seen.last_heartbeat_ms);
-    match (silent, now_ms >= out) {
-        (false, true) => Some(Verdict::OutOfService(silence(out))),
-        (true, false) if seen.heartbeat_seen => Some(Verdict::Recovered {
-            heartbeat_ms: seen.last_heartbeat_ms,
-        }),
+    match (silent_since, now_ms >= out) {
+        (None, true) => Some(Verdict::OutOfService(silence(out))),
+        (Some(since), false) if seen.heartbeat_seen && seen.last_heartbeat_ms > since => {
+            Some(Verdict::Recovered {
+                heartbeat_ms: seen.last_heartbeat_ms,
+            })
+        }
         _ => None,
     }
 }
@@ -84,21 +93,21 @@ mod tests {
 
     #[test]
     fn out_of_service_exactly_at_two_intervals() {
-        assert_eq!(judge(seen(1_000), false, 10_999, LIMITS), None);
-        match judge(seen(1_000), false, 11_000, LIMITS) {
+        assert_eq!(judge(seen(1_000), None, 10_999, LIMITS), None);
+        match judge(seen(1_000), None, 11_000, LIMITS) {
             Some(Verdict::OutOfService(s)) => {
                 assert_eq!((s.deadline_ms, s.detected_at_ms), (11_000, 11_000))
             }
             other => panic!("{other:?}"),
         }
         // Already out of service: nothing more until expiry.
-        assert_eq!(judge(seen(1_000), true, 11_000, LIMITS), None);
+        assert_eq!(judge(seen(1_000), Some(1_000), 11_000, LIMITS), None);
     }
 
     #[test]
     fn recovery_needs_a_fresh_real_heartbeat() {
         assert_eq!(
-            judge(seen(20_000), true, 20_100, LIMITS),
+            judge(seen(20_000), Some(1_000), 20_100, LIMITS),
             Some(Verdict::Recovered {
                 heartbeat_ms: 20_000
             })
@@ -107,12 +116,19 @@ mod tests {
             last_heartbeat_ms: 20_000,
             heartbeat_seen: false,
         };
-        assert_eq!(judge(grace, true, 20_100, LIMITS), None);
+        assert_eq!(judge(grace, Some(1_000), 20_100, LIMITS), None);
+        // A longer interval alone (the same last heartbeat, no longer past the deadline) is not
+        // a recovery.
+        let longer = Limits {
+            heartbeat_interval_ms: 60_000,
+            dead_record_ms: 1_200_000,
+        };
+        assert_eq!(judge(seen(1_000), Some(1_000), 20_100, longer), None);
     }
 
     #[test]
     fn expiry_after_the_dead_record_time() {
-        match judge(seen(0), true, 1_200_000, LIMITS) {
+        match judge(seen(0), Some(0), 1_200_000, LIMITS) {
             Some(Verdict::Expired(s)) => assert_eq!(s.deadline_ms, 1_200_000),
             other => panic!("{other:?}"),
         }

@@ -275,7 +275,7 @@ impl Decider for Instances {
                 let Some(silence) = &instance.silence else {
                     return Ok(unchanged(state, &key));
                 };
-                if heartbeat_ms <= silence.last_heartbeat_ms && silence.heartbeat_seen {
+                if heartbeat_ms <= silence.last_heartbeat_ms {
                     return Err(Rejection::invalid(
                         "heartbeatMs",
                         format!(

@@ -91,7 +91,10 @@ fn registered_at(now_ms: i64) -> Vec<Event> {
 /// What the monitor would command for instance `a`, given its heartbeats as seen.
 fn monitor(history: &[Event], seen: Seen, now_ms: i64) -> Option<InstanceCommand> {
     let state = given(history);
-    let silent = state.get(&key("a")).is_some_and(|i| i.silence.is_some());
+    let silent = state
+        .get(&key("a"))
+        .and_then(|i| i.silence.as_ref())
+        .map(|s| s.last_heartbeat_ms);
     judge(seen, silent, now_ms, state.limits()).map(|v| match v {
         Verdict::OutOfService(silence) => InstanceCommand::MarkOutOfService {
             key: key("a"),

@@ -19,8 +19,9 @@ use events::Event;
 #[derive(Clone, Copy, Debug)]
 struct Tracked {
     seen: Seen,
-    /// The log has the instance out of service for silence.
-    silent: bool,
+    /// Set while the log has the instance out of service for silence: the last heartbeat that
+    /// silence began after (a recovery needs a later one).
+    silent: Option<i64>,
     /// A transition for it is being executed; do not decide another.
     pending: bool,
 }
@@ -45,20 +46,28 @@ pub enum Beat {
 }
 
 impl LivenessTracker {
-    /// A table for the instances of `state`, watched from `started_ms`: every instance gets the
-    /// grace of a heartbeat at start-up, so nothing is marked out of service before 2 × the
-    /// heartbeat interval has passed since the daemon started.
+    /// A table for the instances of `state`, watched from `started_ms`: every instance that is
+    /// not silent gets the grace of a heartbeat at start-up, so nothing is marked out of
+    /// service before 2 × the heartbeat interval has passed since the daemon started. Silent
+    /// instances keep the evidence of their silence, so restarts never postpone their expiry.
     pub fn new(state: &InstanceState, started_ms: i64) -> Self {
         let entries = state
             .instances
             .iter()
             .map(|(key, instance)| {
-                let tracked = Tracked {
-                    seen: Seen {
+                let seen = match &instance.silence {
+                    Some(silence) => Seen {
+                        last_heartbeat_ms: silence.last_heartbeat_ms,
+                        heartbeat_seen: silence.heartbeat_seen,
+                    },
+                    None => Seen {
                         last_heartbeat_ms: started_ms.max(instance.last_heartbeat_ms),
                         heartbeat_seen: false,
                     },
-                    silent: instance.silence.is_some(),
+                };
+                let tracked = Tracked {
+                    seen,
+                    silent: instance.silence.as_ref().map(|s| s.last_heartbeat_ms),
                     pending: false,
                 };
                 (key.clone(), tracked)
@@ -141,13 +150,13 @@ impl LivenessTracker {
                 };
                 let entry = table.entries.entry(e.key.clone()).or_insert(Tracked {
                     seen,
-                    silent: false,
+                    silent: None,
                     pending: false,
                 });
                 if seen.last_heartbeat_ms >= entry.seen.last_heartbeat_ms {
                     entry.seen = seen;
                 }
-                entry.silent = false;
+                entry.silent = None;
             }
             Event::InstanceDeregistered(e) => {
                 table.entries.remove(&e.key);
@@ -157,12 +166,12 @@ impl LivenessTracker {
             }
             Event::InstanceOutOfService(e) => {
                 if let Some(t) = table.entries.get_mut(&e.key) {
-                    t.silent = true;
+                    t.silent = Some(e.silence.last_heartbeat_ms);
                 }
             }
             Event::InstanceRecovered(e) => {
                 if let Some(t) = table.entries.get_mut(&e.key) {
-                    t.silent = false;
+                    t.silent = None;
                 }
             }
             Event::MeshControllerApplied(e) => {
@@ -359,6 +368,27 @@ mod tests {
                 Status::OutOfService
             );
         }
+    }
+
+    #[test]
+    fn a_restart_keeps_the_evidence_of_silent_instances() {
+        let mut mesh = mesh();
+        let tracker = LivenessTracker::new(&mesh.instances, T0);
+        tracker.heartbeat("s", "a", T0 + 20_000);
+        // b goes silent at T0 and is marked out of service.
+        assert_eq!(
+            run(&tracker, &mut mesh, T0 + 2_000),
+            ["instance.out_of_service s/b"]
+        );
+        // The daemon restarts 25 s later: a (up) gets the start-up grace, b keeps its silence,
+        // so it still expires 30 s after its last heartbeat, not 30 s after the restart.
+        let restarted = LivenessTracker::new(&mesh.instances, T0 + 25_000);
+        assert!(run(&restarted, &mut mesh, T0 + 26_000).is_empty());
+        restarted.heartbeat("s", "a", T0 + 29_500);
+        assert_eq!(
+            run(&restarted, &mut mesh, T0 + 30_000),
+            ["instance.expired s/b"]
+        );
     }
 
     #[test]
