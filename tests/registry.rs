@@ -250,6 +250,13 @@ fn registry_lifecycle_through_the_daemon_and_the_cli() {
     let svc_rejected = sandbox.run(&["delete", "tenant", "takeaway", "--server", &server]);
     assert!(svc_rejected.fails().contains("still has services (order)"));
 
+    // `services` is the mesh's; with a namespace the user meant Kubernetes Services.
+    let err = sandbox
+        .run(&["get", "services", "-n", "shop", "--server", &server])
+        .fails()
+        .to_string();
+    assert!(err.contains("use `svc`"), "{err}");
+
     // Bad input: a service of a missing tenant is refused, naming the document and field.
     let bad = sandbox.write("bad.yaml", "apiVersion: mesh.megaease.com/v2alpha1\nkind: Service\nmetadata:\n  name: pay\nspec:\n  registerTenant: bank\n");
     let err = sandbox

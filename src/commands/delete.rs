@@ -19,8 +19,11 @@ pub fn run(args: DeleteArgs) -> Result<()> {
         bail!("delete needs KIND and NAME, or -f FILE");
     };
     let client = Client::new(config::resolve(&args.client)?);
-    if let Some(kind) = RegistryKind::find(kind) {
-        return print(&registry::delete(&client, kind, name)?);
+    if let Some(registry_kind) = RegistryKind::find(kind) {
+        if args.namespace.is_some() {
+            bail!("{}", registry::not_namespaced(kind));
+        }
+        return print(&registry::delete(&client, registry_kind, name)?);
     }
     let line = delete_one(
         &client,

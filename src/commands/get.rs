@@ -43,6 +43,9 @@ pub fn objects_of(answer: Value, named: bool) -> Vec<Value> {
 pub fn run(args: GetArgs) -> Result<()> {
     let client = Client::new(config::resolve(&args.client)?);
     if let Some(kind) = RegistryKind::find(&args.kind) {
+        if args.namespace.is_some() || args.all_namespaces {
+            anyhow::bail!("{}", registry::not_namespaced(&args.kind));
+        }
         return registry::get(&client, kind, &args);
     }
     if !args.filter.is_empty() {

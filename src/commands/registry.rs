@@ -70,6 +70,14 @@ impl RegistryKind {
     }
 }
 
+/// The answer to `-n`/`-A` with a registry kind: registry objects are mesh-wide, and a
+/// Kubernetes Service (which `services` meant before the registry) is `svc`.
+pub fn not_namespaced(kind: &str) -> String {
+    format!(
+        "`{kind}` names the mesh registry, which has no namespaces (drop -n/-A); for Kubernetes Services use `svc`"
+    )
+}
+
 /// The query of `get serviceinstances`.
 fn instance_query(filter: &InstanceFilterArgs) -> Result<Vec<(&'static str, String)>> {
     let mut query = Vec::new();

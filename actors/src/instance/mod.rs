@@ -20,7 +20,7 @@ use events::schema::{
     InstanceBroughtOnline, InstanceDeregistered, InstanceExpired, InstanceKey,
     InstanceOutOfService, InstanceRecovered, InstanceRegistered, InstanceTakenOffline, Silence,
 };
-use events::Event;
+use events::{Event, ExpectedVersion};
 use serde::{Deserialize, Serialize};
 
 use crate::ctx::Ctx;
@@ -88,9 +88,6 @@ impl Instance {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InstanceState {
     pub instances: BTreeMap<InstanceKey, Instance>,
-    /// Stream versions of removed instances, so a re-registration appends with an exact
-    /// expectation.
-    pub removed: BTreeMap<InstanceKey, u64>,
     /// Service name → tenant.
     pub services: BTreeMap<String, String>,
     pub heartbeat_interval_ms: u64,
@@ -103,7 +100,6 @@ impl Default for InstanceState {
     fn default() -> Self {
         InstanceState {
             instances: BTreeMap::new(),
-            removed: BTreeMap::new(),
             services: BTreeMap::new(),
             heartbeat_interval_ms: DEFAULT_HEARTBEAT_INTERVAL_MS,
             dead_record_ms: DEFAULT_DEAD_RECORD_MS,
@@ -129,12 +125,17 @@ impl InstanceState {
         self.services.get(&key.service).map_or("", String::as_str)
     }
 
-    fn stream_version(&self, key: &InstanceKey) -> u64 {
-        self.instances
-            .get(key)
-            .map(|i| i.version)
-            .or_else(|| self.removed.get(key).copied())
-            .unwrap_or(0)
+    /// The expectation for appending to an instance's stream. A registered instance's stream
+    /// must still be at the version the decision saw. An absent one takes any version: it may
+    /// never have existed or have been removed, and remembering the stream version of every
+    /// pod that ever registered would grow the state without bound; two racing registrations
+    /// of the same new instance both land, the later one winning, which is what a
+    /// re-registration does anyway.
+    fn expectation(&self, key: &InstanceKey) -> ExpectedVersion {
+        match self.instances.get(key) {
+            Some(i) => expect_version(i.version),
+            None => ExpectedVersion::Any,
+        }
     }
 }
 
@@ -193,7 +194,7 @@ fn decision(
 ) -> Decision {
     Decision {
         stream: key.stream(),
-        expected: expect_version(state.stream_version(key)),
+        expected: state.expectation(key),
         events,
         outcome,
         item_outcomes: Vec::new(),
@@ -325,9 +326,6 @@ impl Decider for Instances {
                 state.registry_name = e.name;
             }
             Event::InstanceRegistered(e) => {
-                if !state.removed.is_empty() {
-                    state.removed.remove(&e.key);
-                }
                 let instance = state.instances.entry(e.key).or_insert_with(|| Instance {
                     ip: String::new(),
                     port: 0,
@@ -351,7 +349,7 @@ impl Decider for Instances {
                 touch(instance, meta);
             }
             Event::InstanceDeregistered(InstanceDeregistered { key })
-            | Event::InstanceExpired(InstanceExpired { key, .. }) => remove(state, key, meta),
+            | Event::InstanceExpired(InstanceExpired { key, .. }) => remove(state, key),
             Event::InstanceOutOfService(e) => {
                 if let Some(i) = state.instances.get_mut(&e.key) {
                     if e.silence.heartbeat_seen {
@@ -385,11 +383,8 @@ impl Decider for Instances {
     }
 }
 
-/// Drop an instance, remembering its stream version for a later re-registration.
-fn remove(state: &mut InstanceState, key: InstanceKey, meta: &Meta) {
-    if state.instances.remove(&key).is_some() {
-        state.removed.insert(key, meta.stream_version);
-    }
+fn remove(state: &mut InstanceState, key: InstanceKey) {
+    state.instances.remove(&key);
 }
 
 fn touch(instance: &mut Instance, meta: &Meta) {
