@@ -188,7 +188,11 @@ async fn json_arrays_apply_atomically() {
     .await;
     let (status, body) = error_of(resp).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
-    assert_eq!(body["field"], "documents[1].(document)");
+    assert_eq!(body["field"], "documents[1]");
+    assert_eq!(
+        body["message"],
+        "documents[1]: names the same object as documents[0]"
+    );
     assert_eq!(f.store.head(), 2);
 }
 

@@ -108,6 +108,17 @@ impl ApiError {
                 let prefix = documents.then(|| format!("documents[{index}]"));
                 Self::rejected(rejection, prefix.as_deref())
             }
+            DispatchError::Duplicate { index, first } => {
+                let field = if documents {
+                    format!("documents[{index}]")
+                } else {
+                    "(request)".to_string()
+                };
+                Self::invalid(
+                    field,
+                    format!("names the same object as documents[{first}]"),
+                )
+            }
             DispatchError::Contended => {
                 Self::new(StatusCode::CONFLICT, "Conflict", e.to_string(), None)
             }

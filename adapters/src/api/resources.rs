@@ -196,6 +196,13 @@ impl ApplyBatch {
                 .unwrap_or(index);
                 ApiError::rejected(rejection, Some(&format!("documents[{doc}]")))
             }
+            DispatchError::Duplicate { index, first } => {
+                let doc = |i: usize| self.command_docs.get(i).copied().unwrap_or(i);
+                ApiError::invalid(
+                    format!("documents[{}]", doc(index)),
+                    format!("names the same object as documents[{}]", doc(first)),
+                )
+            }
             other => ApiError::dispatch(other, true),
         }
     }

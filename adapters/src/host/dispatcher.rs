@@ -45,6 +45,9 @@ pub enum DispatchError {
     /// The decider refused command number `index` of the request.
     #[error("{rejection}")]
     Rejected { index: usize, rejection: Rejection },
+    /// Commands `first` and `index` of the request target the same object.
+    #[error("command {index} names the same object as command {first}")]
+    Duplicate { index: usize, first: usize },
     /// The log refused or failed the append.
     #[error("event log: {0}")]
     Store(#[from] StoreError),
@@ -419,13 +422,7 @@ fn reject_duplicate_targets(decisions: &[Decision]) -> Result<(), DispatchError>
     let mut seen = std::collections::BTreeMap::new();
     for (index, d) in decisions.iter().enumerate() {
         if let Some(first) = seen.insert(d.stream.as_str(), index) {
-            return Err(DispatchError::Rejected {
-                index,
-                rejection: Rejection::invalid(
-                    "(document)",
-                    format!("names the same object as document {first}"),
-                ),
-            });
+            return Err(DispatchError::Duplicate { index, first });
         }
     }
     Ok(())
