@@ -634,3 +634,36 @@ async fn service_parts_through_emctl_kinds_and_easemesh_paths() {
     .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
+
+#[actix_web::test]
+async fn an_easemesh_put_keeps_the_labels_and_api_version_of_the_manifest() {
+    let f = fixture();
+    let app = app!(f);
+    let yaml = "apiVersion: mesh.megaease.com/v1alpha1\nkind: Tenant\nmetadata:\n  name: t\n---\napiVersion: mesh.megaease.com/v1alpha1\nkind: Service\nmetadata:\n  name: order\n  labels:\n    team: food\nspec:\n  registerTenant: t\n";
+    let (status, body) = call(
+        &app,
+        test::TestRequest::post()
+            .uri("/api/v1/apply")
+            .insert_header(("content-type", "application/yaml"))
+            .set_payload(yaml),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, _) = call(
+        &app,
+        put(
+            "/apis/v2/mesh/services/order",
+            json!({"registerTenant": "t", "loadBalance": {"policy": "random"}}),
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, svc) = call(
+        &app,
+        test::TestRequest::get().uri("/api/v1/registry/services/order"),
+    )
+    .await;
+    assert_eq!(svc["metadata"]["labels"]["team"], "food", "{svc}");
+    assert_eq!(svc["apiVersion"], "mesh.megaease.com/v1alpha1");
+    assert_eq!(svc["spec"]["loadBalance"]["policy"], "random");
+}

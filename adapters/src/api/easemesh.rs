@@ -160,9 +160,39 @@ pub async fn update(
     state.auth.check(&req)?;
     let (_, collection, name) = path.into_inner();
     let kind = kind_of(&collection)?;
-    let item = item_of(&req, payload, &state, kind, Some(&name)).await?;
+    let mut item = item_of(&req, payload, &state, kind, Some(&name)).await?;
+    keep_metadata(&state, &mut item).await?;
     execute(&state, ServiceCommand::Update(Box::new(item))).await?;
     Ok(HttpResponse::Ok().finish())
+}
+
+/// EaseMesh's bodies carry no metadata: an update through them keeps the labels and the
+/// apiVersion the object was applied with (from an emctl manifest, say).
+async fn keep_metadata(state: &ApiState, item: &mut CatalogItem) -> Result<(), ApiError> {
+    let r = item.reference();
+    let existing = state
+        .dispatcher
+        .read_services(move |s, _| match r.kind {
+            CatalogKind::Tenant => s
+                .tenants
+                .get(&r.name)
+                .map(|t| (t.labels.clone(), t.api_version.clone())),
+            CatalogKind::Service => s
+                .services
+                .get(&r.name)
+                .map(|t| (t.labels.clone(), t.api_version.clone())),
+            _ => None,
+        })
+        .await
+        .map_err(|e| ApiError::dispatch(e, false))?;
+    if let Some((labels, api_version)) = existing {
+        match item {
+            CatalogItem::Tenant(t) => (t.labels, t.api_version) = (labels, api_version),
+            CatalogItem::Service(s) => (s.labels, s.api_version) = (labels, api_version),
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 /// `DELETE /apis/v2/mesh/{tenants|services}/{name}`.
