@@ -667,3 +667,46 @@ async fn an_easemesh_put_keeps_the_labels_and_api_version_of_the_manifest() {
     assert_eq!(svc["apiVersion"], "mesh.megaease.com/v1alpha1");
     assert_eq!(svc["spec"]["loadBalance"]["policy"], "random");
 }
+
+#[actix_web::test]
+async fn listings_page_with_limit_and_continue() {
+    let f = fixture();
+    let app = app!(f);
+    catalog(&app).await;
+    for i in 0..5 {
+        let (status, _) = call(
+            &app,
+            post("/api/v1/registry/instances", registration(&format!("i{i}"))),
+        )
+        .await;
+        assert_eq!(status, StatusCode::CREATED);
+    }
+    let mut seen = Vec::new();
+    let mut uri = "/api/v1/registry/instances?limit=2&service=order".to_string();
+    loop {
+        let (status, page) = call(&app, test::TestRequest::get().uri(&uri)).await;
+        assert_eq!(status, StatusCode::OK, "{page}");
+        let items = page["items"].as_array().unwrap();
+        assert!(items.len() <= 2);
+        seen.extend(
+            items
+                .iter()
+                .map(|i| i["instanceID"].as_str().unwrap().to_string()),
+        );
+        match page["continue"].as_str() {
+            Some(next) => {
+                uri = format!("/api/v1/registry/instances?limit=2&service=order&continue={next}")
+            }
+            None => break,
+        }
+    }
+    assert_eq!(seen, ["i0", "i1", "i2", "i3", "i4"]);
+    for bad in ["limit=0", "limit=x", "continue=nokey"] {
+        let (status, body) = call(
+            &app,
+            test::TestRequest::get().uri(&format!("/api/v1/registry/instances?{bad}")),
+        )
+        .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {body}");
+    }
+}

@@ -113,7 +113,11 @@ pub fn get(client: &Client, kind: RegistryKind, args: &GetArgs) -> Result<()> {
     }
     let query = instance_query(&args.filter)?;
     let query: Vec<(&str, &str)> = query.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let answer = client.get(&path, &query)?;
+    let answer = if kind == RegistryKind::ServiceInstances && args.name.is_none() {
+        all_pages(client, &path, &query)?
+    } else {
+        client.get(&path, &query)?
+    };
     if args.output != OutputFormat::Table {
         return print(&output::render_document(&answer, args.output)?);
     }
@@ -130,6 +134,42 @@ pub fn get(client: &Client, kind: RegistryKind, args: &GetArgs) -> Result<()> {
         RegistryKind::MeshControllers => controller_table(&items),
         RegistryKind::Part(_) => unreachable!("parts are not listed on their own"),
     })
+}
+
+/// Instances per request when listing: each page is one short turn of the daemon's instance
+/// actor, however large the registry.
+const PAGE: &str = "5000";
+
+/// Fetch every page of a listing and join their items into one list.
+fn all_pages(client: &Client, path: &str, query: &[(&str, &str)]) -> Result<Value> {
+    let mut first: Option<Value> = None;
+    let mut items = Vec::new();
+    let mut next: Option<String> = None;
+    loop {
+        let mut page_query = query.to_vec();
+        page_query.push(("limit", PAGE));
+        if let Some(token) = &next {
+            page_query.push(("continue", token.as_str()));
+        }
+        let mut page = client.get(path, &page_query)?;
+        next = page
+            .get("continue")
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        if let Some(Value::Array(page_items)) = page.get_mut("items").map(Value::take) {
+            items.extend(page_items);
+        }
+        first.get_or_insert(page);
+        if next.is_none() {
+            break;
+        }
+    }
+    let mut list = first.unwrap_or_default();
+    if let Value::Object(map) = &mut list {
+        map.remove("continue");
+        map.insert("items".into(), Value::Array(items));
+    }
+    Ok(list)
 }
 
 /// `meshplane delete KIND NAME` for a registry kind: tenants and services are deleted; a

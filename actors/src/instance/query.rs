@@ -1,5 +1,7 @@
 //! Listing instances with EaseMesh's filters (service, tenant, labels, status).
 
+use std::ops::Bound;
+
 use events::schema::InstanceKey;
 
 use super::{Instance, InstanceState, Status};
@@ -12,6 +14,9 @@ pub struct InstanceFilter {
     /// `key=value` pairs, all of which the instance's labels must contain.
     pub labels: Vec<(String, String)>,
     pub status: Option<Status>,
+    /// Only instances after this one, in (service, instance id) order: where a page of a
+    /// listing continues.
+    pub after: Option<InstanceKey>,
 }
 
 impl InstanceFilter {
@@ -35,15 +40,19 @@ impl InstanceState {
         &'a self,
         filter: &'a InstanceFilter,
     ) -> impl Iterator<Item = (&'a InstanceKey, &'a Instance)> + 'a {
-        // With a service given, walk only that service's range of the map.
-        let range: Box<dyn Iterator<Item = (&InstanceKey, &Instance)>> = match &filter.service {
-            Some(service) => Box::new(
-                self.instances
-                    .range(InstanceKey::new(service.clone(), String::new())..)
-                    .take_while(move |(k, _)| k.service == *service),
-            ),
-            None => Box::new(self.instances.iter()),
+        // Walk only the part of the map that can match: from the page's continuation or the
+        // service's first key, and, with a service given, only while in that service.
+        let start = match (&filter.after, &filter.service) {
+            (Some(after), Some(service)) if after.service >= *service => {
+                Bound::Excluded(after.clone())
+            }
+            (Some(after), None) => Bound::Excluded(after.clone()),
+            (_, Some(service)) => Bound::Included(InstanceKey::new(service.clone(), String::new())),
+            (None, None) => Bound::Unbounded,
         };
-        range.filter(move |(k, i)| filter.matches(self, k, i))
+        self.instances
+            .range((start, Bound::Unbounded))
+            .take_while(move |(k, _)| filter.service.as_ref().is_none_or(|s| k.service == *s))
+            .filter(move |(k, i)| filter.matches(self, k, i))
     }
 }

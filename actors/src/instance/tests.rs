@@ -432,6 +432,37 @@ fn filters_combine() {
         }),
         ["order/b"]
     );
+    // Paging continues after a key, with or without a service.
+    let after = |service: &str, id: &str| Some(InstanceKey::new(service, id));
+    assert_eq!(
+        ids(InstanceFilter {
+            after: after("order", "a"),
+            ..Default::default()
+        }),
+        ["order/b", "pay/p1"]
+    );
+    assert_eq!(
+        ids(InstanceFilter {
+            service: Some("order".into()),
+            after: after("order", "a"),
+            ..Default::default()
+        }),
+        ["order/b"]
+    );
+    assert_eq!(
+        ids(InstanceFilter {
+            service: Some("pay".into()),
+            after: after("order", "b"),
+            ..Default::default()
+        }),
+        ["pay/p1"]
+    );
+    assert!(ids(InstanceFilter {
+        service: Some("order".into()),
+        after: after("pay", ""),
+        ..Default::default()
+    })
+    .is_empty());
 }
 
 #[test]

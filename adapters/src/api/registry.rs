@@ -111,18 +111,18 @@ impl<'a> InstanceView<'a> {
     }
 }
 
-/// The instances matching a filter, serialized one by one as a sequence.
-struct Matching<'a> {
+/// One page of matching instances, serialized one by one as a sequence.
+struct Page<'a> {
     state: &'a InstanceState,
     tracker: &'a LivenessTracker,
-    filter: &'a InstanceFilter,
+    items: Vec<(&'a InstanceKey, &'a Instance)>,
 }
 
-impl Serialize for Matching<'_> {
+impl Serialize for Page<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         serializer.collect_seq(
-            self.state
-                .query(self.filter)
+            self.items
+                .iter()
                 .map(|(k, i)| InstanceView::new(self.state, self.tracker, k, i)),
         )
     }
@@ -133,8 +133,14 @@ impl Serialize for Matching<'_> {
 struct InstanceList<'a> {
     kind: &'static str,
     resource_version: String,
-    items: Matching<'a>,
+    /// Present when more items follow: pass it as `continue` for the next page.
+    #[serde(rename = "continue", skip_serializing_if = "Option::is_none")]
+    next: Option<String>,
+    items: Page<'a>,
 }
+
+/// The largest page a listing may ask for.
+const MAX_LIMIT: usize = 100_000;
 
 fn status_code(outcome: Outcome) -> StatusCode {
     if outcome == Outcome::Created {
@@ -217,13 +223,37 @@ pub async fn get_instance(
     respond(&req, StatusCode::OK, &view)
 }
 
-/// The filters of a listing, from a query string that may repeat `label`.
-fn filter_of(req: &HttpRequest) -> Result<InstanceFilter, ApiError> {
+/// The filters and page of a listing, from a query string that may repeat `label`.
+fn filter_of(req: &HttpRequest) -> Result<(InstanceFilter, Option<usize>), ApiError> {
     let pairs: Vec<(String, String)> = serde_urlencoded::from_str(req.query_string())
         .map_err(|e| ApiError::invalid("(query)", e.to_string()))?;
     let mut filter = InstanceFilter::default();
+    let mut limit = None;
     for (key, value) in pairs {
         match key.as_str() {
+            "limit" => {
+                limit = Some(
+                    value
+                        .parse::<usize>()
+                        .ok()
+                        .filter(|n| (1..=MAX_LIMIT).contains(n))
+                        .ok_or_else(|| {
+                            ApiError::invalid(
+                                "limit",
+                                format!("`{value}` is not a number from 1 to {MAX_LIMIT}"),
+                            )
+                        })?,
+                )
+            }
+            "continue" => {
+                let (service, id) = value.split_once('/').ok_or_else(|| {
+                    ApiError::invalid(
+                        "continue",
+                        format!("`{value}` is not a continuation (SERVICE/INSTANCE_ID)"),
+                    )
+                })?;
+                filter.after = Some(InstanceKey::new(service, id));
+            }
             "service" => filter.service = Some(value),
             "tenant" => filter.tenant = Some(value),
             "status" => {
@@ -243,32 +273,46 @@ fn filter_of(req: &HttpRequest) -> Result<InstanceFilter, ApiError> {
             other => {
                 return Err(ApiError::invalid(
                     other,
-                    "unknown query parameter (service, tenant, label, status)",
+                    "unknown query parameter (service, tenant, label, status, limit, continue)",
                 ))
             }
         }
     }
-    Ok(filter)
+    Ok((filter, limit))
 }
 
-/// `GET /api/v1/registry/instances?service=&tenant=&label=k=v&status=`.
+/// `GET /api/v1/registry/instances?service=&tenant=&label=k=v&status=&limit=&continue=`.
+/// With `limit`, at most that many items and a `continue` token while more follow: pages keep
+/// the instance actor's turn short when the registry is large.
 pub async fn list_instances(
     req: HttpRequest,
     state: web::Data<ApiState>,
 ) -> Result<HttpResponse, ApiError> {
-    let filter = filter_of(&req)?;
+    let (filter, limit) = filter_of(&req)?;
     let tracker = state.tracker.clone();
     let yaml = wants_yaml(&req);
     let body = state
         .dispatcher
         .read_instances(move |s, position| {
+            let mut items: Vec<_> = match limit {
+                Some(n) => s.query(&filter).take(n + 1).collect(),
+                None => s.query(&filter).collect(),
+            };
+            let next = match limit {
+                Some(n) if items.len() > n => {
+                    items.truncate(n);
+                    items.last().map(|(k, _)| k.to_string())
+                }
+                _ => None,
+            };
             let list = InstanceList {
                 kind: "ServiceInstanceList",
                 resource_version: position.to_string(),
-                items: Matching {
+                next,
+                items: Page {
                     state: s,
                     tracker: &tracker,
-                    filter: &filter,
+                    items,
                 },
             };
             if yaml {
