@@ -153,10 +153,8 @@ async fn layout_reads_back_key_by_key() {
         desired,
         "nothing else under the prefixes"
     );
-    assert_eq!(
-        get(&mut client, CHECKPOINT_KEY).await.as_deref(),
-        Some(r#"{"position":7}"#)
-    );
+    let raw = get(&mut client, CHECKPOINT_KEY).await.unwrap();
+    assert!(raw.starts_with(r#"{"position":7,"epoch":"#), "{raw}");
     assert_eq!(target.checkpoint(), Some(7));
 }
 
@@ -461,5 +459,41 @@ async fn another_writer_moving_the_checkpoint_is_detected_and_repaired() {
     assert_eq!(report.deletes, 1, "the intruder, seen only by re-reading");
     assert_eq!(read_owned(&mut client).await, second);
     assert_eq!(checkpoint_in_etcd(&mut client).await, Some(2));
+    assert_eq!(target.checkpoint(), Some(2));
+}
+
+#[tokio::test]
+async fn a_transaction_in_flight_from_before_a_reconnect_cannot_land() {
+    let server = EtcdServer::start().await;
+    let mut client = server.client().await;
+    let mut target = EtcdTarget::connect(&server.endpoints(), prefixes())
+        .await
+        .unwrap();
+    let desired = registry(3, "v1");
+    target.sync(&desired, 1).await.unwrap();
+    // A transaction the target sent before losing its connection (fenced on the checkpoint
+    // it saw then) that reaches etcd only after the target reconnected.
+    let before = get(&mut client, CHECKPOINT_KEY).await.unwrap();
+    target.reconnect().await.unwrap();
+    let late = etcd_client::Txn::new()
+        .when([etcd_client::Compare::value(
+            CHECKPOINT_KEY,
+            etcd_client::CompareOp::Equal,
+            before.clone(),
+        )])
+        .and_then([etcd_client::TxnOp::put(
+            "/mesh/service-instances/spec/svc-0/late",
+            "{}",
+            None,
+        )]);
+    let response = client.txn(late).await.unwrap();
+    assert!(!response.succeeded(), "the reconnect started a new epoch");
+    assert_eq!(read_owned(&mut client).await, desired);
+    let after = get(&mut client, CHECKPOINT_KEY).await.unwrap();
+    assert_ne!(after, before);
+    assert_eq!(target.checkpoint(), Some(1), "the position is kept");
+    // The new epoch goes on with the next syncs.
+    let report = target.sync(&registry(3, "v2"), 2).await.unwrap();
+    assert!(!report.resynced);
     assert_eq!(target.checkpoint(), Some(2));
 }

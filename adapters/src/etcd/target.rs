@@ -68,6 +68,7 @@ impl EtcdTarget {
     pub async fn connect(endpoints: &[String], owned_prefixes: Vec<String>) -> Result<Self, Error> {
         let prefixes = OwnedPrefixes::new(owned_prefixes)?;
         let (client, kv) = open(endpoints).await?;
+        claim(&kv).await?;
         let snapshot = snapshot::read(&kv, &prefixes).await?;
         tracing::info!(
             keys = snapshot.keys.len(),
@@ -102,6 +103,7 @@ impl EtcdTarget {
     pub async fn reconnect(&mut self) -> Result<(), Error> {
         self.stale = true;
         let (client, kv) = open(&self.endpoints).await?;
+        claim(&kv).await?;
         let snapshot = snapshot::read(&kv, &self.prefixes).await?;
         tracing::info!(
             keys = snapshot.keys.len(),
@@ -163,7 +165,7 @@ impl EtcdTarget {
         position: u64,
     ) -> Result<SyncReport, Error> {
         let ops = plan::diff(desired, &self.held);
-        let next = Checkpoint::at(position);
+        let next = self.checkpoint.advanced(position);
         if ops.is_empty() && self.checkpoint == next {
             tracing::debug!(position, keys = desired.len(), "etcd already up to date");
             return Ok(SyncReport::default());
@@ -243,6 +245,43 @@ impl EtcdTarget {
             resynced: false,
         })
     }
+}
+
+/// Start a new epoch: swap the checkpoint for the same position with a fresh epoch, guarded by
+/// its current value. Transactions sent before (fenced on the old value) can then no longer
+/// land, so the read that follows sees everything that ever will. An absent checkpoint needs
+/// no swap: the first checkpoint written fences the old "absent" compare the same way.
+async fn claim(kv: &KvClient) -> Result<(), Error> {
+    let mut kv = kv.clone();
+    for _ in 0..3 {
+        let mut response = call("read checkpoint", kv.get(CHECKPOINT_KEY, None)).await?;
+        let Some(raw) = response
+            .take_kvs()
+            .into_iter()
+            .next()
+            .map(|kv| kv.into_key_value().1)
+        else {
+            return Ok(());
+        };
+        let current = Checkpoint::from_raw(Some(raw));
+        let next = current.renewed(crate::clock::fresh_seed());
+        let put = TxnOp::put(
+            CHECKPOINT_KEY,
+            next.raw()
+                .expect("a renewed checkpoint has a value")
+                .to_vec(),
+            None,
+        );
+        match commit(kv.clone(), current.fence(), vec![put]).await {
+            Ok(()) => return Ok(()),
+            // Another writer moved it between our read and our swap: read again.
+            Err(Error::EtcdFenced(_)) => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Err(Error::EtcdFenced(
+        "the checkpoint kept changing while starting a new epoch".into(),
+    ))
 }
 
 async fn open(endpoints: &[String]) -> Result<(Client, KvClient), Error> {
