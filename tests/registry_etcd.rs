@@ -227,5 +227,14 @@ fn registry_lands_in_etcd_and_survives_etcd_and_daemon_crashes() {
     );
     assert_eq!(metric(&daemon, "meshplane_etcd_puts_total"), 0);
     assert_eq!(metric(&daemon, "meshplane_etcd_deletes_total"), 0);
-    assert_eq!(read_all(&rt, &etcd), keys);
+    // The data is untouched; the checkpoint keeps its position in a new epoch (the restarted
+    // daemon's connection fences out anything the killed one still had in flight).
+    let (mut now, mut before) = (read_all(&rt, &etcd), keys);
+    let checkpoint = |keys: &mut BTreeMap<String, String>| -> Value {
+        serde_json::from_str(&keys.remove("/meshplane/checkpoints/etcd").unwrap()).unwrap()
+    };
+    let (now_checkpoint, before_checkpoint) = (checkpoint(&mut now), checkpoint(&mut before));
+    assert_eq!(now, before);
+    assert_eq!(now_checkpoint["position"], before_checkpoint["position"]);
+    assert_ne!(now_checkpoint["epoch"], before_checkpoint["epoch"]);
 }
