@@ -46,6 +46,9 @@ pub enum Command {
     Delete(DeleteArgs),
     /// Fold a log without a daemon and print a stable digest of all state.
     Replay(ReplayArgs),
+    /// Every event that touched one object, with position, time and the evidence of each
+    /// decision (e.g. why an instance went out of service).
+    History(HistoryArgs),
     /// Export or import a whole log as JSON Lines.
     Log(LogArgs),
 }
@@ -222,6 +225,27 @@ impl InstanceFilterArgs {
             && self.labels.is_empty()
             && self.status.is_none()
     }
+}
+
+#[derive(Debug, Args)]
+pub struct HistoryArgs {
+    /// Kind: `serviceinstance` (`si`), `tenant`, `service` (mesh), `meshcontroller`, or a
+    /// Kubernetes kind (`cm`, `svc`, `deploy`, ...).
+    pub kind: String,
+
+    /// Name (`SERVICE/INSTANCE_ID` for a service instance).
+    pub name: String,
+
+    /// Namespace (namespaced Kubernetes kinds; `default` when omitted).
+    #[arg(short = 'n', long, value_name = "NS")]
+    pub namespace: Option<String>,
+
+    /// Output format.
+    #[arg(short = 'o', long, value_enum, default_value_t = OutputFormat::Table)]
+    pub output: OutputFormat,
+
+    #[command(flatten)]
+    pub client: ClientArgs,
 }
 
 #[derive(Debug, Args)]

@@ -47,6 +47,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Get(args) => commands::get::run(args),
         Command::Delete(args) => commands::delete::run(args),
         Command::Replay(args) => commands::replay::run(args),
+        Command::History(args) => commands::history::run(args),
         Command::Log(args) => commands::log::run(args),
     }
 }

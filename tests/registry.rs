@@ -250,6 +250,41 @@ fn registry_lifecycle_through_the_daemon_and_the_cli() {
     let svc_rejected = sandbox.run(&["delete", "tenant", "takeaway", "--server", &server]);
     assert!(svc_rejected.fails().contains("still has services (order)"));
 
+    // The history of b: why it went out of service, and when it came back.
+    let history = sandbox
+        .run(&["history", "si", "order/order-b", "--server", &server])
+        .ok()
+        .to_string();
+    let events: Vec<&str> = history
+        .lines()
+        .skip(1)
+        .map(|l| l.split_whitespace().nth(2).unwrap())
+        .collect();
+    assert_eq!(
+        events,
+        [
+            "instance.registered",
+            "instance.out_of_service",
+            "instance.recovered"
+        ],
+        "{history}"
+    );
+    assert!(
+        history.contains("out of service: last heartbeat "),
+        "{history}"
+    );
+    let tenant = sandbox
+        .run(&[
+            "history", "tenant", "takeaway", "-o", "json", "--server", &server,
+        ])
+        .json();
+    assert_eq!(tenant["items"].as_array().unwrap().len(), 2, "{tenant}");
+    let missing = sandbox
+        .run(&["history", "si", "order/nobody", "--server", &server])
+        .fails()
+        .to_string();
+    assert!(missing.contains("no history"), "{missing}");
+
     // `services` is the mesh's; with a namespace the user meant Kubernetes Services.
     let err = sandbox
         .run(&["get", "services", "-n", "shop", "--server", &server])

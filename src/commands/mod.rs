@@ -3,6 +3,7 @@
 pub mod apply;
 pub mod delete;
 pub mod get;
+pub mod history;
 pub mod log;
 pub mod registry;
 pub mod replay;

@@ -7,6 +7,7 @@ mod auth;
 mod body;
 mod easemesh;
 mod error;
+mod history;
 mod registry;
 mod resources;
 mod respond;
@@ -87,6 +88,11 @@ pub fn configure(state: web::Data<ApiState>) -> impl FnOnce(&mut web::ServiceCon
                             .get(resources::get)
                             .put(resources::put)
                             .delete(resources::delete)
+                            .default_service(web::to(method_not_allowed)),
+                    )
+                    .service(
+                        web::resource("/api/v1/history")
+                            .get(history::history)
                             .default_service(web::to(method_not_allowed)),
                     )
                     .configure(registry_routes)
