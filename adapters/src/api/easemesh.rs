@@ -142,12 +142,14 @@ pub async fn create(
     let item = item_of(&req, payload, &state, kind, None).await?;
     let name = item.reference().name;
     execute(&state, ServiceCommand::Create(Box::new(item))).await?;
-    Ok(HttpResponse::Created()
-        .insert_header((
-            LOCATION,
-            format!("/apis/{version}/mesh/{collection}/{name}"),
-        ))
-        .finish())
+    Ok(created(format!("/apis/{version}/mesh/{collection}/{name}")))
+}
+
+/// EaseMesh's answer to a create: 201, empty, with the new object's path.
+fn created(location: String) -> HttpResponse {
+    HttpResponse::Created()
+        .insert_header((LOCATION, location))
+        .finish()
 }
 
 /// `PUT /apis/v2/mesh/{tenants|services}/{name}`: 200, 404 when it does not exist.
@@ -313,12 +315,9 @@ pub async fn create_part(
     let part = part_of(&segment)?;
     let item = item_of(&req, payload, &state, CatalogKind::Part(part), Some(&name)).await?;
     execute(&state, ServiceCommand::Create(Box::new(item))).await?;
-    Ok(HttpResponse::Created()
-        .insert_header((
-            LOCATION,
-            format!("/apis/{version}/mesh/services/{name}/{segment}"),
-        ))
-        .finish())
+    Ok(created(format!(
+        "/apis/{version}/mesh/services/{name}/{segment}"
+    )))
 }
 
 /// `PUT /apis/v2/mesh/services/{name}/{part}`: 200, 404 when the part is not set.
