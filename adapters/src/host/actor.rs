@@ -27,36 +27,9 @@ where
     type Context = Context<Self>;
 }
 
-/// Decide a command against the current state, with the time and seed the caller gives.
-pub struct Decide<C> {
-    pub command: C,
-    pub now_ms: i64,
-    pub seed: u64,
-}
-
-impl<C: 'static> Message for Decide<C> {
-    type Result = Result<Decision, Rejection>;
-}
-
-impl<D> Handler<Decide<D::Command>> for ConceptActor<D>
-where
-    D: Decider + 'static,
-    D::State: Unpin + 'static,
-    D::Command: 'static,
-{
-    type Result = Result<Decision, Rejection>;
-
-    fn handle(&mut self, msg: Decide<D::Command>, _: &mut Context<Self>) -> Self::Result {
-        D::decide(
-            &self.state,
-            msg.command,
-            &mut Ctx::new(msg.now_ms, msg.seed),
-        )
-    }
-}
-
-/// Decide several commands against the same state, in one mailbox round trip (a liveness
-/// monitor's batch). Stops at the first rejection: the answer then ends with it.
+/// Decide commands against the current state, with the time and seed the caller gives, in one
+/// mailbox round trip however many there are (a request's documents, a liveness monitor's
+/// batch). Stops at the first rejection: the answer then ends with it.
 pub struct DecideAll<C> {
     pub commands: Vec<C>,
     pub now_ms: i64,

@@ -9,6 +9,6 @@ mod actor;
 mod dispatcher;
 mod fold;
 
-pub use actor::{ConceptActor, Decide, DecideAll, Deliver, Read, Sync};
+pub use actor::{ConceptActor, DecideAll, Deliver, Read, Sync};
 pub use dispatcher::{DispatchError, Dispatcher, Executed, Observer};
 pub use fold::fold;
