@@ -89,17 +89,10 @@ impl LivenessTracker {
 
     /// Record a heartbeat of `service/instance_id` at `now_ms`.
     pub fn heartbeat(&self, service: &str, instance_id: &str, now_ms: i64) -> Beat {
-        let key = InstanceKey::new(service, instance_id);
-        let mut table = self.table();
-        match table.entries.get_mut(&key) {
-            Some(t) => {
-                t.seen = Seen {
-                    last_heartbeat_ms: t.seen.last_heartbeat_ms.max(now_ms),
-                    heartbeat_seen: true,
-                };
-                Beat::Known
-            }
-            None => Beat::Unknown,
+        if self.heartbeats([(service, instance_id)], now_ms).is_empty() {
+            Beat::Known
+        } else {
+            Beat::Unknown
         }
     }
 
