@@ -123,6 +123,11 @@ pub struct RunArgs {
         value_delimiter = ','
     )]
     pub etcd: Vec<String>,
+
+    /// Write a snapshot of the state every N events (DATA/snapshots; 0: never). Start-up loads
+    /// the newest valid one and folds only the log after it.
+    #[arg(long, value_name = "N", default_value_t = 10_000)]
+    pub snapshot_every: u64,
 }
 
 /// How a client command finds and authenticates to the daemon.

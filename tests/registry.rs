@@ -352,3 +352,72 @@ fn registry_lifecycle_through_the_daemon_and_the_cli() {
     assert_eq!(status_of(&daemon, "order-a"), "UP");
     assert_eq!(status_of(&daemon, "order-b"), "UP");
 }
+
+#[test]
+fn snapshots_speed_up_start_up_and_a_bad_one_is_ignored() {
+    let sandbox = Sandbox::new();
+    let data = sandbox.path("data");
+    let manifests = sandbox.path("manifests");
+    let flags = [
+        "--manifests",
+        manifests.to_str().unwrap(),
+        "--snapshot-every",
+        "3",
+    ];
+    let mut daemon = Daemon::start_with(&sandbox, &data, &flags, "127.0.0.1");
+    let file = sandbox.write("catalog.yaml", CATALOG);
+    sandbox
+        .run(&[
+            "apply",
+            "-f",
+            file.to_str().unwrap(),
+            "--server",
+            &daemon.url,
+        ])
+        .ok();
+    for id in ["s1", "s2", "s3"] {
+        register(&daemon, id, "v1");
+    }
+    let snapshots = data.join("snapshots");
+    eventually(Duration::from_secs(10), "a snapshot", || {
+        std::fs::read_dir(&snapshots).is_ok_and(|d| d.count() > 0)
+    });
+    daemon.terminate();
+    let digest = |sandbox: &Sandbox| {
+        sandbox
+            .run(&["replay", "--data", data.to_str().unwrap(), "--digest"])
+            .ok()
+            .lines()
+            .last()
+            .unwrap()
+            .to_string()
+    };
+    let before = digest(&sandbox);
+
+    // Restart: the state comes from the snapshot plus the tail, and is the same.
+    let mut daemon = Daemon::start_with(&sandbox, &data, &flags, "127.0.0.1");
+    assert!(
+        daemon.log_text().contains("loaded a snapshot"),
+        "{}",
+        daemon.log_text()
+    );
+    assert_eq!(status_of(&daemon, "s3"), "UP");
+    daemon.terminate();
+    assert_eq!(digest(&sandbox), before);
+
+    // Every snapshot damaged: ignored with a warning, the full log replayed.
+    for entry in std::fs::read_dir(&snapshots).unwrap() {
+        let path = entry.unwrap().path();
+        let mut bytes = std::fs::read(&path).unwrap();
+        let last = bytes.len() - 1;
+        bytes[last] ^= 0xff;
+        std::fs::write(&path, bytes).unwrap();
+    }
+    let daemon = Daemon::start_with(&sandbox, &data, &flags, "127.0.0.1");
+    assert!(
+        daemon.log_text().contains("ignoring a snapshot"),
+        "{}",
+        daemon.log_text()
+    );
+    assert_eq!(status_of(&daemon, "s3"), "UP");
+}

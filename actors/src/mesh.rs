@@ -2,7 +2,7 @@
 //! the fold of a log into state with a stable digest.
 
 use events::{Envelope, Event, ExpectedVersion, StoreError};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::ctx::Ctx;
@@ -69,7 +69,7 @@ impl MeshCommand {
 }
 
 /// Every concept's state, folded from the log up to `position`.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Mesh {
     /// The last log position folded in (0 = nothing).
     pub position: u64,
@@ -133,7 +133,9 @@ impl Mesh {
     }
 
     /// Decide a command and fold its events at the next positions, as the daemon would. For
-    /// tests, scenarios and tools that drive the mesh without a log.
+    /// tests, scenarios and tools that drive the mesh without a log. Without a log there are
+    /// no stream versions to read: an append that expects any version (an instance registering
+    /// again after its removal) is folded as a new stream's first event.
     pub fn execute(&mut self, command: MeshCommand, ctx: &mut Ctx) -> Result<Decision, Rejection> {
         let decision = self.decide(command, ctx)?;
         let base = match decision.expected {

@@ -13,10 +13,11 @@ use crate::api::{self, ApiState, Auth};
 use crate::clock;
 use crate::error::Error;
 use crate::etcd::EtcdProjector;
-use crate::host::{fold, Dispatcher};
+use crate::host::{fold_onto, Dispatcher};
 use crate::manifests::ManifestDir;
 use crate::metrics::Metrics;
 use crate::registry::{run_monitor, LivenessTracker};
+use crate::snapshot;
 use crate::storage::{open_store, StoreKind};
 
 /// How often the liveness monitor looks for transitions: bounds how late an instance is marked
@@ -41,6 +42,8 @@ pub struct DaemonConfig {
     pub store: StoreKind,
     /// etcd endpoints to project into (EaseMesh's key layout); none: no etcd projection.
     pub etcd: Vec<String>,
+    /// Write a snapshot of the state every this many events (0: never).
+    pub snapshot_every: u64,
 }
 
 impl DaemonConfig {
@@ -99,7 +102,15 @@ async fn serve(
     manifests: ManifestDir,
 ) -> Result<(), Error> {
     let metrics = Arc::new(Metrics::default());
-    let (dispatcher, tracker) = start_host(store, metrics.clone())?;
+    let snapshots = snapshot::dir(&config.data_dir);
+    let (dispatcher, tracker) = start_host(store, metrics.clone(), Some(&snapshots))?;
+    let snapshotter = (config.snapshot_every > 0).then(|| {
+        actix_rt::spawn(snapshot_forever(
+            dispatcher.clone(),
+            snapshots.clone(),
+            config.snapshot_every,
+        ))
+    });
     let monitor = actix_rt::spawn(run_monitor(
         dispatcher.clone(),
         tracker.clone(),
@@ -144,6 +155,9 @@ async fn serve(
     tracing::info!("shutting down");
     monitor.abort();
     projector.abort();
+    if let Some(snapshotter) = snapshotter {
+        snapshotter.abort();
+    }
     if let Some(etcd) = etcd {
         etcd.abort();
         // A last pass so etcd reflects everything acknowledged, if it is reachable.
@@ -160,13 +174,18 @@ async fn serve(
     Ok(())
 }
 
-/// Fold the log, build the heartbeat table from the folded instances, and start the actor host
-/// with the table following every delivered event. Must run inside an actix `System`.
+/// Fold the log (onto the newest valid snapshot in `snapshots`, when given and there is one),
+/// build the heartbeat table from the folded instances, and start the actor host with the
+/// table following every delivered event. Must run inside an actix `System`.
 pub fn start_host(
     store: Arc<dyn events::EventStore>,
     metrics: Arc<Metrics>,
+    snapshots: Option<&std::path::Path>,
 ) -> Result<(Dispatcher, Arc<LivenessTracker>), Error> {
-    let mesh = fold(store.as_ref(), None)?;
+    let start = snapshots
+        .and_then(|dir| snapshot::load_newest(dir, store.as_ref()))
+        .unwrap_or_default();
+    let mesh = fold_onto(store.as_ref(), start, None)?;
     // The start-up grace counts from now, after the fold: a long fold must not eat into the
     // time sidecars have to send their first heartbeat to this daemon.
     let tracker = Arc::new(LivenessTracker::new(&mesh.instances, clock::now_ms()));
@@ -178,6 +197,47 @@ pub fn start_host(
         vec![Arc::new(move |event, meta| observer.observe(event, meta))],
     )?;
     Ok((dispatcher, tracker))
+}
+
+/// Write a snapshot whenever delivery has moved `every` events past the last one. A failed
+/// snapshot is only logged: snapshots are a cache, the log stays the truth.
+async fn snapshot_forever(dispatcher: Dispatcher, dir: PathBuf, every: u64) {
+    let mut delivered = dispatcher.watch_delivered();
+    let mut last = *delivered.borrow_and_update();
+    loop {
+        if delivered.changed().await.is_err() {
+            return;
+        }
+        if *delivered.borrow_and_update() < last + every {
+            continue;
+        }
+        let mesh = match dispatcher.mesh().await {
+            Ok(mesh) => mesh,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read state for a snapshot");
+                continue;
+            }
+        };
+        last = mesh.position;
+        let store = dispatcher.store().clone();
+        let dir = dir.clone();
+        let written = tokio::task::spawn_blocking(move || -> Result<PathBuf, Error> {
+            let at = store.read_from(mesh.position, 1)?;
+            let id = at
+                .first()
+                .map(|e| e.event_id)
+                .ok_or_else(|| Error::Snapshot(format!("no event at {}", mesh.position)))?;
+            snapshot::write(&dir, &mesh, id)
+        })
+        .await;
+        match written {
+            Ok(Ok(path)) => {
+                tracing::info!(position = last, path = %path.display(), "wrote a snapshot")
+            }
+            Ok(Err(e)) => tracing::warn!(error = %e, "cannot write a snapshot"),
+            Err(e) => tracing::warn!(error = %e, "snapshot task failed"),
+        }
+    }
 }
 
 /// Wait for SIGTERM or SIGINT; returns the signal's name.

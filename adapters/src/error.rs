@@ -12,6 +12,8 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    #[error("snapshot: {0}")]
+    Snapshot(String),
     #[error("configuration: {0}")]
     Config(String),
     #[error("the actor host stopped: {0}")]

@@ -23,6 +23,7 @@ pub mod host;
 pub mod manifests;
 pub mod metrics;
 pub mod registry;
+pub mod snapshot;
 pub mod storage;
 
 pub use error::Error;

@@ -22,7 +22,7 @@ struct Fixture {
 fn fixture() -> Fixture {
     let store: Arc<dyn EventStore> = Arc::new(Log::open(MemoryBackend::new()).unwrap());
     let metrics = Arc::new(Metrics::default());
-    let (dispatcher, tracker) = start_host(store.clone(), metrics.clone()).unwrap();
+    let (dispatcher, tracker) = start_host(store.clone(), metrics.clone(), None).unwrap();
     let state = web::Data::new(ApiState {
         dispatcher,
         metrics,

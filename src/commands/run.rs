@@ -15,6 +15,7 @@ pub fn run(args: RunArgs) -> Result<()> {
         max_body_bytes: args.max_body_bytes,
         store: args.data.store.into(),
         etcd: args.etcd,
+        snapshot_every: args.snapshot_every,
     };
     config.validate().context("refusing to start")?;
     tracing::info!(

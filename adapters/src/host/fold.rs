@@ -20,11 +20,17 @@ const IN_FLIGHT: usize = 4;
 /// the hand-over of every decoded string between threads made this slower than one thread, so
 /// the binary and the benchmarks run on mimalloc, whose cross-thread frees are cheap.
 pub fn fold(store: &dyn EventStore, to: Option<u64>) -> Result<Mesh, StoreError> {
+    fold_onto(store, Mesh::default(), to)
+}
+
+/// Fold the events after `mesh.position` (a snapshot's) onto it, up to `to` inclusive.
+pub fn fold_onto(store: &dyn EventStore, mesh: Mesh, to: Option<u64>) -> Result<Mesh, StoreError> {
     let end = to.unwrap_or(u64::MAX).min(store.head());
+    let start = mesh.position + 1;
     let (tx, rx) = mpsc::sync_channel::<Result<Vec<(Event, Meta)>, StoreError>>(IN_FLIGHT);
     std::thread::scope(|scope| {
         scope.spawn(move || {
-            let mut next = 1;
+            let mut next = start;
             while next <= end {
                 let decoded = read_decoded(store, next, BATCH.min((end - next + 1) as usize));
                 if let Ok(batch) = &decoded {
@@ -36,7 +42,7 @@ pub fn fold(store: &dyn EventStore, to: Option<u64>) -> Result<Mesh, StoreError>
                 }
             }
         });
-        let mut mesh = Mesh::default();
+        let mut mesh = mesh;
         for batch in rx {
             for (event, meta) in batch? {
                 mesh.evolve(event, &meta);

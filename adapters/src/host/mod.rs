@@ -11,4 +11,4 @@ mod fold;
 
 pub use actor::{ConceptActor, DecideAll, Deliver, Read, Sync};
 pub use dispatcher::{DispatchError, Dispatcher, Executed, Observer};
-pub use fold::fold;
+pub use fold::{fold, fold_onto};
