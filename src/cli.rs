@@ -124,9 +124,10 @@ pub struct RunArgs {
     )]
     pub etcd: Vec<String>,
 
-    /// Write a snapshot of the state every N events (DATA/snapshots; 0: never). Start-up loads
-    /// the newest valid one and folds only the log after it.
-    #[arg(long, value_name = "N", default_value_t = 10_000)]
+    /// Write a snapshot of the state every N events (DATA/snapshots; 0, the default: never).
+    /// Start-up loads the newest valid one and folds only the log after it. Off by default:
+    /// each snapshot still clones and encodes the whole state (see BENCHMARKS.md).
+    #[arg(long, value_name = "N", default_value_t = 0)]
     pub snapshot_every: u64,
 }
 
