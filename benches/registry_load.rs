@@ -920,7 +920,11 @@ fn main() {
         ub.events
     );
 
-    // 3c. Batched steady state: one warm-up period, then the window.
+    // 3c. Batched steady state: one warm-up period, then the window. The batched schedule
+    // orders instances differently from the unbatched one, so an instance heartbeated early in
+    // the last unbatched period could wait almost a period more for its first batched
+    // heartbeat and go (rightly) out of service: one quick round of every instance first.
+    heartbeat_round(&url, &batches);
     let origin = Instant::now() + Duration::from_millis(100);
     let total_periods = 1 + window_periods;
     let stop_at = origin + INTERVAL * total_periods;
