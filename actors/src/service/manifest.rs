@@ -317,7 +317,7 @@ impl CatalogItem {
                 name,
                 api_version,
                 labels,
-                spec: ServiceSpec::parse(&Value::Object(fields)).map_err(strip_spec_prefix)?,
+                spec: ServiceSpec::parse(&Value::Object(fields)).map_err(relative_to_body)?,
             })),
             CatalogKind::Part(_) => unreachable!("handled above"),
             CatalogKind::MeshController => {
@@ -335,7 +335,7 @@ impl CatalogItem {
 }
 
 /// API bodies are the spec itself: report `registerTenant`, not `spec.registerTenant`.
-fn strip_spec_prefix(mut r: Rejection) -> Rejection {
+pub fn relative_to_body(mut r: Rejection) -> Rejection {
     if let Some(field) = &r.field {
         if let Some(rest) = field.strip_prefix("spec.") {
             r.field = Some(rest.to_string());

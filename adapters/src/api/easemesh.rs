@@ -9,6 +9,7 @@ use actix_web::http::header::LOCATION;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use actors::instance::{InstanceCommand, InstanceState};
+use actors::service::manifest::relative_to_body;
 use actors::service::{CatalogItem, CatalogKind, CatalogRef, ServiceCommand, ServicePart};
 use actors::MeshCommand;
 use events::schema::InstanceKey;
@@ -103,15 +104,8 @@ async fn execute(state: &ApiState, command: ServiceCommand) -> Result<(), ApiErr
         Ok(_) => Ok(()),
         // EaseMesh's bodies are the spec itself: name `registerTenant`, not
         // `spec.registerTenant`.
-        Err(DispatchError::Rejected { mut rejection, .. }) => {
-            if let Some(field) = rejection
-                .field
-                .as_deref()
-                .and_then(|f| f.strip_prefix("spec."))
-            {
-                rejection.field = Some(field.to_string());
-            }
-            Err(ApiError::rejected(rejection, None))
+        Err(DispatchError::Rejected { rejection, .. }) => {
+            Err(ApiError::rejected(relative_to_body(rejection), None))
         }
         Err(e) => Err(ApiError::dispatch(e, false)),
     }
