@@ -19,6 +19,7 @@ pub mod clock;
 pub mod daemon;
 pub mod error;
 pub mod etcd;
+pub mod fence;
 pub mod host;
 pub mod manifests;
 pub mod metrics;
