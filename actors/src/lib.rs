@@ -12,6 +12,7 @@
 
 pub mod ctx;
 pub mod decider;
+pub mod fence;
 pub mod instance;
 pub mod mesh;
 pub mod resource;

@@ -7,6 +7,7 @@ use sha2::{Digest, Sha256};
 
 use crate::ctx::Ctx;
 use crate::decider::{Decider, Decision, Meta, Rejection};
+use crate::fence::{self, FenceCommand, FenceState, Fences};
 use crate::instance::{InstanceCommand, InstanceState, Instances};
 use crate::resource::{ResourceCommand, ResourceManifest, ResourceState, Resources};
 use crate::service::{CatalogItem, ServiceCommand, ServiceState, Services};
@@ -17,23 +18,38 @@ pub enum Concept {
     Resource,
     Service,
     Instance,
+    Fence,
 }
 
 impl Concept {
-    pub const ALL: &'static [Concept] = &[Concept::Resource, Concept::Service, Concept::Instance];
+    pub const ALL: &'static [Concept] = &[
+        Concept::Resource,
+        Concept::Service,
+        Concept::Instance,
+        Concept::Fence,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
             Concept::Resource => "resource",
             Concept::Service => "service",
             Concept::Instance => "instance",
+            Concept::Fence => "fence",
         }
     }
 
     /// The concepts that fold this event: its owner, plus the concepts that keep a view of it
-    /// (the instance concept folds the catalog's services and liveness limits).
+    /// (the instance concept folds the catalog's services and liveness limits; the fence
+    /// concept folds the resources it reads: fences, its configuration, namespaces, services,
+    /// VirtualServices).
     pub fn of(event: &Event) -> &'static [Concept] {
         match event {
+            Event::ResourceApplied(e) if fence::reads_kind(&e.key.kind) => {
+                &[Concept::Resource, Concept::Fence]
+            }
+            Event::ResourceDeleted(e) if fence::reads_kind(&e.key.kind) => {
+                &[Concept::Resource, Concept::Fence]
+            }
             Event::ResourceApplied(_) | Event::ResourceDeleted(_) => &[Concept::Resource],
             Event::TenantApplied(_) | Event::TenantDeleted(_) => &[Concept::Service],
             Event::ServiceApplied(_)
@@ -46,6 +62,11 @@ impl Concept {
             | Event::InstanceExpired(_)
             | Event::InstanceTakenOffline(_)
             | Event::InstanceBroughtOnline(_) => &[Concept::Instance],
+            Event::DependencyLearned(_)
+            | Event::DependencySeen(_)
+            | Event::DependencyIdle(_)
+            | Event::DependencyForgotten(_)
+            | Event::HostDeadlinePassed(_) => &[Concept::Fence],
         }
     }
 }
@@ -56,6 +77,7 @@ pub enum MeshCommand {
     Resource(ResourceCommand),
     Service(ServiceCommand),
     Instance(InstanceCommand),
+    Fence(FenceCommand),
 }
 
 impl MeshCommand {
@@ -64,6 +86,7 @@ impl MeshCommand {
             MeshCommand::Resource(_) => Concept::Resource,
             MeshCommand::Service(_) => Concept::Service,
             MeshCommand::Instance(_) => Concept::Instance,
+            MeshCommand::Fence(_) => Concept::Fence,
         }
     }
 }
@@ -76,6 +99,7 @@ pub struct Mesh {
     pub resources: ResourceState,
     pub services: ServiceState,
     pub instances: InstanceState,
+    pub fences: FenceState,
 }
 
 impl Mesh {
@@ -85,6 +109,7 @@ impl Mesh {
             MeshCommand::Resource(c) => Resources::decide(&self.resources, c, ctx),
             MeshCommand::Service(c) => Services::decide(&self.services, c, ctx),
             MeshCommand::Instance(c) => Instances::decide(&self.instances, c, ctx),
+            MeshCommand::Fence(c) => Fences::decide(&self.fences, c, ctx),
         }
     }
 
@@ -105,6 +130,7 @@ impl Mesh {
             Concept::Resource => Resources::evolve(&mut self.resources, event, meta),
             Concept::Service => Services::evolve(&mut self.services, event, meta),
             Concept::Instance => Instances::evolve(&mut self.instances, event, meta),
+            Concept::Fence => Fences::evolve(&mut self.fences, event, meta),
         }
     }
 
@@ -162,6 +188,7 @@ impl Mesh {
                     Concept::Resource => digest_of(&self.resources),
                     Concept::Service => digest_of(&self.services),
                     Concept::Instance => digest_of(&self.instances),
+                    Concept::Fence => digest_of(&self.fences),
                 };
                 (c.name(), digest)
             })

@@ -10,6 +10,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::decider::Rejection;
+use crate::fence;
 
 /// One accepted kind.
 pub struct KindSpec {
@@ -21,7 +22,22 @@ pub struct KindSpec {
     pub plural: &'static str,
     /// Other names the CLI accepts (`cm`, `configmap`).
     pub aliases: &'static [&'static str],
+    /// How the projections treat resources of this kind.
+    pub projection: Projection,
     validate: fn(&Value) -> Result<(), Rejection>,
+}
+
+/// How resources of a kind reach the outside world.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Projection {
+    /// Projected as applied (the manifest directory, Kubernetes, etcd).
+    AsApplied,
+    /// Projected by the concept that reads it, which adds what it computed (a ServiceFence
+    /// gets its status from the fence concept).
+    ByConcept,
+    /// Configuration meshplane itself reads; never projected (a SlimeBoot configures the fence
+    /// concept; there is no slime-boot operator to hand it to).
+    Configuration,
 }
 
 impl KindSpec {
@@ -50,6 +66,7 @@ pub const KINDS: &[KindSpec] = &[
         namespaced: false,
         plural: "namespaces",
         aliases: &["ns", "namespace"],
+        projection: Projection::AsApplied,
         validate: typed::<core::Namespace>,
     },
     KindSpec {
@@ -58,6 +75,7 @@ pub const KINDS: &[KindSpec] = &[
         namespaced: true,
         plural: "configmaps",
         aliases: &["cm", "configmap"],
+        projection: Projection::AsApplied,
         validate: typed::<core::ConfigMap>,
     },
     KindSpec {
@@ -66,6 +84,7 @@ pub const KINDS: &[KindSpec] = &[
         namespaced: true,
         plural: "services",
         aliases: &["svc", "service"],
+        projection: Projection::AsApplied,
         validate: typed::<core::Service>,
     },
     KindSpec {
@@ -74,6 +93,7 @@ pub const KINDS: &[KindSpec] = &[
         namespaced: true,
         plural: "deployments",
         aliases: &["deploy", "deployment"],
+        projection: Projection::AsApplied,
         validate: typed::<apps::Deployment>,
     },
     KindSpec {
@@ -82,9 +102,91 @@ pub const KINDS: &[KindSpec] = &[
         namespaced: true,
         plural: "statefulsets",
         aliases: &["sts", "statefulset"],
+        projection: Projection::AsApplied,
         validate: typed::<apps::StatefulSet>,
     },
+    KindSpec {
+        kind: "Endpoints",
+        api_versions: &["v1"],
+        namespaced: true,
+        plural: "endpoints",
+        aliases: &["ep"],
+        projection: Projection::AsApplied,
+        validate: typed::<core::Endpoints>,
+    },
+    KindSpec {
+        kind: fence::SERVICE_FENCE_KIND,
+        api_versions: &["microservice.slime.io/v1alpha1"],
+        namespaced: true,
+        plural: "servicefences",
+        aliases: &["svf", "servicefence"],
+        projection: Projection::ByConcept,
+        validate: fence::spec::validate_object,
+    },
+    KindSpec {
+        kind: fence::VIRTUAL_SERVICE_KIND,
+        api_versions: &[
+            "networking.istio.io/v1",
+            "networking.istio.io/v1beta1",
+            "networking.istio.io/v1alpha3",
+        ],
+        namespaced: true,
+        plural: "virtualservices",
+        aliases: &["vs", "virtualservice"],
+        projection: Projection::AsApplied,
+        validate: validate_virtual_service,
+    },
+    KindSpec {
+        kind: fence::SLIMEBOOT_KIND,
+        api_versions: &["config.netease.com/v1alpha1"],
+        namespaced: true,
+        plural: "slimeboots",
+        aliases: &["slimeboot"],
+        projection: Projection::Configuration,
+        validate: fence::config::validate_object,
+    },
 ];
+
+/// A VirtualService is Istio's to validate in full; meshplane checks the fields it reads
+/// (`spec.hosts`, `spec.http[].route[].destination.host`) and passes the rest through.
+fn validate_virtual_service(object: &Value) -> Result<(), Rejection> {
+    let spec = &object["spec"];
+    if !spec.is_object() {
+        return Err(Rejection::invalid("spec", "required"));
+    }
+    match &spec["hosts"] {
+        Value::Array(hosts) if !hosts.is_empty() => {
+            for (i, h) in hosts.iter().enumerate() {
+                if !h.as_str().is_some_and(|h| !h.is_empty()) {
+                    return Err(Rejection::invalid(
+                        format!("spec.hosts[{i}]"),
+                        "must be a non-empty string",
+                    ));
+                }
+            }
+        }
+        _ => {
+            return Err(Rejection::invalid(
+                "spec.hosts",
+                "a non-empty list of hosts",
+            ))
+        }
+    }
+    for (i, http) in spec["http"].as_array().into_iter().flatten().enumerate() {
+        for (j, route) in http["route"].as_array().into_iter().flatten().enumerate() {
+            if !route["destination"]["host"]
+                .as_str()
+                .is_some_and(|h| !h.is_empty())
+            {
+                return Err(Rejection::invalid(
+                    format!("spec.http[{i}].route[{j}].destination.host"),
+                    "required",
+                ));
+            }
+        }
+    }
+    Ok(())
+}
 
 /// Look a kind up by its name, plural or alias.
 pub fn find(name: &str) -> Option<&'static KindSpec> {

@@ -8,6 +8,7 @@
 //! Rules for stored types: plain structs and enums only, fields in a fixed order, no
 //! `serde(flatten|tag|untagged|skip)`, maps as `BTreeMap` so encoding is deterministic.
 
+pub mod fence;
 pub mod instance;
 pub mod resource;
 pub mod service;
@@ -16,6 +17,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::StoreError;
 
+pub use fence::{
+    Ageing, DependencyForgotten, DependencyIdle, DependencyLearned, DependencySeen, FenceKey,
+    HostDeadlinePassed, Via,
+};
 pub use instance::{
     InstanceBroughtOnline, InstanceDeregistered, InstanceExpired, InstanceKey,
     InstanceOutOfService, InstanceRecovered, InstanceRegistered, InstanceTakenOffline, Silence,
@@ -145,6 +150,11 @@ stored_events! {
     InstanceExpired(InstanceExpired) = (instance::EXPIRED, 1),
     InstanceTakenOffline(InstanceTakenOffline) = (instance::TAKEN_OFFLINE, 1),
     InstanceBroughtOnline(InstanceBroughtOnline) = (instance::BROUGHT_ONLINE, 1),
+    DependencyLearned(DependencyLearned) = (fence::DEPENDENCY_LEARNED, 1),
+    DependencySeen(DependencySeen) = (fence::DEPENDENCY_SEEN, 1),
+    DependencyIdle(DependencyIdle) = (fence::DEPENDENCY_IDLE, 1),
+    DependencyForgotten(DependencyForgotten) = (fence::DEPENDENCY_FORGOTTEN, 1),
+    HostDeadlinePassed(HostDeadlinePassed) = (fence::HOST_DEADLINE_PASSED, 1),
 }
 
 impl Event {
@@ -165,6 +175,11 @@ impl Event {
             Event::InstanceExpired(e) => e.key.stream(),
             Event::InstanceTakenOffline(e) => e.key.stream(),
             Event::InstanceBroughtOnline(e) => e.key.stream(),
+            Event::DependencyLearned(e) => e.fence.stream(),
+            Event::DependencySeen(e) => e.fence.stream(),
+            Event::DependencyIdle(e) => e.fence.stream(),
+            Event::DependencyForgotten(e) => e.fence.stream(),
+            Event::HostDeadlinePassed(e) => e.fence.stream(),
         }
     }
 
@@ -183,6 +198,7 @@ impl Event {
         let mut samples = resource::samples();
         samples.extend(service::samples());
         samples.extend(instance::samples());
+        samples.extend(fence::samples());
         samples
     }
 
