@@ -31,6 +31,15 @@ pub enum Error {
     /// A desired etcd key lies outside the prefixes the target owns; nothing was written.
     #[error("etcd: desired key {key:?} is outside the owned prefixes {prefixes:?}")]
     EtcdKeyNotOwned { key: String, prefixes: Vec<String> },
+    /// One Prometheus query of the fence's Prometheus mode failed: the server could not be
+    /// reached, refused the query, or answered something that is not a query result.
+    #[error("prometheus: fence {fence}, handler {handler:?}: {message}")]
+    Prometheus {
+        /// `namespace/name`.
+        fence: String,
+        handler: String,
+        message: String,
+    },
 }
 
 impl Error {

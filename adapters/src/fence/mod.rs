@@ -3,5 +3,6 @@
 //! dependencies and passed deadlines into commands. The rules are pure (`actors::fence`).
 
 pub mod entry;
+pub mod prometheus;
 
 pub use entry::{AccessLogEntry, EntryReceiver, EntrySender, IntakeCounters, IntakeCounts};
