@@ -8,7 +8,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use crate::object::{KubeObject, ObjectRef, MANAGED_BY_LABEL, MANAGER};
-use crate::registry;
+use crate::{fence, registry};
 
 /// Prefix of the etcd keys meshplane writes for generic resources.
 pub const ETCD_RESOURCE_PREFIX: &str = "/meshplane/resources/";
@@ -96,6 +96,9 @@ fn served_api_version(kind: &str, applied: &str) -> String {
 pub fn desired_kube(mesh: &Mesh) -> Desired {
     let mut out = Desired::default();
     for (key, resource) in &mesh.resources.resources {
+        if !projected_as_applied(&key.kind) {
+            continue;
+        }
         let mut object = resource.to_object(key);
         let api_version = served_api_version(&key.kind, &resource.api_version);
         object["apiVersion"] = Value::String(api_version.clone());
@@ -115,7 +118,16 @@ pub fn desired_kube(mesh: &Mesh) -> Desired {
             Err(e) => out.errors.push((r, e)),
         }
     }
+    fence::desired_objects(&mesh.fences, &mesh.resources, &mut out.kube);
     out
+}
+
+/// Whether resources of `kind` are projected as applied (not by their concept, and not
+/// configuration meshplane reads itself).
+fn projected_as_applied(kind: &str) -> bool {
+    kinds::find(kind)
+        .filter(|k| k.kind == kind)
+        .is_none_or(|k| k.projection == kinds::Projection::AsApplied)
 }
 
 #[cfg(test)]

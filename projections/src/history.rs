@@ -1,7 +1,7 @@
 //! One-line summaries of events, for `meshplane history`: what happened to an object, in words
 //! an operator reads, with the evidence a decision was taken on.
 
-use events::schema::Silence;
+use events::schema::{Ageing, Silence};
 use events::Event;
 
 use crate::time::rfc3339;
@@ -19,6 +19,15 @@ fn silence(s: &Silence) -> String {
         "{last}, deadline {}, noticed {}",
         rfc3339(s.deadline_ms),
         rfc3339(s.detected_at_ms)
+    )
+}
+
+fn ageing(a: &Ageing) -> String {
+    format!(
+        "last seen {}, deadline {}, noticed {}",
+        rfc3339(a.last_seen_ms),
+        rfc3339(a.deadline_ms),
+        rfc3339(a.detected_at_ms)
     )
 }
 
@@ -59,6 +68,36 @@ pub fn summarize(event: &Event) -> String {
         Event::InstanceTakenOffline(e) if e.reason.is_empty() => "taken offline".to_string(),
         Event::InstanceTakenOffline(e) => format!("taken offline: {}", e.reason),
         Event::InstanceBroughtOnline(_) => "brought back online".to_string(),
+        Event::DependencyLearned(e) => format!(
+            "learned dependency {} (seen as {}) from {} at {}, caller {}",
+            e.host,
+            e.raw,
+            e.via.as_str(),
+            rfc3339(e.seen_at_ms),
+            e.source
+        ),
+        Event::DependencySeen(e) => format!(
+            "dependency {} seen again ({}) at {}",
+            e.host,
+            e.via.as_str(),
+            rfc3339(e.seen_at_ms)
+        ),
+        Event::DependencyIdle(e) => format!(
+            "dependency {} idle (EXPIREWAIT): {}",
+            e.host,
+            ageing(&e.ageing)
+        ),
+        Event::DependencyForgotten(e) => format!(
+            "dependency {} forgotten: {}",
+            e.host,
+            ageing(&e.ageing)
+        ),
+        Event::HostDeadlinePassed(e) => format!(
+            "static host {} expired: deadline {}, noticed {}",
+            e.host,
+            rfc3339(e.deadline_ms),
+            rfc3339(e.detected_at_ms)
+        ),
     }
 }
 

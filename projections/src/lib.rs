@@ -9,6 +9,7 @@
 
 pub mod desired;
 pub mod digest;
+pub mod fence;
 pub mod history;
 pub mod object;
 pub mod plan;

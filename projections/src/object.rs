@@ -37,6 +37,11 @@ pub enum KubeObject {
     Service(core::Service),
     Deployment(apps::Deployment),
     StatefulSet(apps::StatefulSet),
+    Endpoints(core::Endpoints),
+    Sidecar(Box<crate::fence::Sidecar>),
+    ServiceFence(Box<crate::fence::ServiceFence>),
+    /// A custom resource without a typed spec (EnvoyFilter, an applied VirtualService).
+    Custom(Box<crate::fence::CustomObject>),
 }
 
 impl KubeObject {
@@ -51,6 +56,8 @@ impl KubeObject {
             "Service" => KubeObject::Service(typed(value)?),
             "Deployment" => KubeObject::Deployment(typed(value)?),
             "StatefulSet" => KubeObject::StatefulSet(typed(value)?),
+            "Endpoints" => KubeObject::Endpoints(typed(value)?),
+            "VirtualService" | "EnvoyFilter" => KubeObject::Custom(Box::new(typed(value)?)),
             other => return Err(format!("no typed projection for kind `{other}`")),
         })
     }
@@ -63,6 +70,10 @@ impl KubeObject {
             KubeObject::Service(o) => serde_json::to_value(o),
             KubeObject::Deployment(o) => serde_json::to_value(o),
             KubeObject::StatefulSet(o) => serde_json::to_value(o),
+            KubeObject::Endpoints(o) => serde_json::to_value(o),
+            KubeObject::Sidecar(o) => serde_json::to_value(o),
+            KubeObject::ServiceFence(o) => serde_json::to_value(o),
+            KubeObject::Custom(o) => serde_json::to_value(o),
         };
         result.expect("k8s-openapi types always serialize")
     }

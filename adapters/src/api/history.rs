@@ -4,9 +4,10 @@
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
+use actors::fence::SERVICE_FENCE_KIND;
 use actors::resource::kinds;
 use actors::resource::manifest::DEFAULT_NAMESPACE;
-use events::schema::{InstanceKey, ResourceKey, CATALOG_STREAM};
+use events::schema::{FenceKey, InstanceKey, ResourceKey, CATALOG_STREAM};
 use events::{Envelope, EventStore};
 use projections::history::{concerns, summarize};
 use serde::{Deserialize, Serialize};
@@ -37,10 +38,10 @@ struct Entry {
     summary: String,
 }
 
-/// Where an object's history is: its stream, and for catalog objects which of the catalog's
-/// events concern it.
+/// Where an object's history is: its streams (a ServiceFence's resource stream and what it
+/// learned), and for catalog objects which of the catalog's events concern it.
 enum Source {
-    Stream(String),
+    Streams(Vec<String>),
     Catalog { kind: &'static str },
 }
 
@@ -50,7 +51,9 @@ fn source_of(q: &HistoryQuery) -> Result<Source, ApiError> {
             let (service, id) = q.name.split_once('/').ok_or_else(|| {
                 ApiError::invalid("name", "a service instance is named SERVICE/INSTANCE_ID")
             })?;
-            Ok(Source::Stream(InstanceKey::new(service, id).stream()))
+            Ok(Source::Streams(
+                vec![InstanceKey::new(service, id).stream()],
+            ))
         }
         "Tenant" => Ok(Source::Catalog { kind: "Tenant" }),
         "MeshService" => Ok(Source::Catalog { kind: "Service" }),
@@ -74,9 +77,13 @@ fn source_of(q: &HistoryQuery) -> Result<Source, ApiError> {
             } else {
                 String::new()
             };
-            Ok(Source::Stream(
-                ResourceKey::new(spec.kind, namespace, q.name.clone()).stream(),
-            ))
+            let mut streams =
+                vec![ResourceKey::new(spec.kind, &namespace, q.name.clone()).stream()];
+            if spec.kind == SERVICE_FENCE_KIND {
+                // Auto-created fences have no resource stream; both have what they learned.
+                streams.push(FenceKey::new(namespace, q.name.clone()).stream());
+            }
+            Ok(Source::Streams(streams))
         }
     }
 }
@@ -103,12 +110,18 @@ pub async fn history(
     let store = state.dispatcher.store().clone();
     let name = q.name.clone();
     let entries = tokio::task::spawn_blocking(move || -> Result<Vec<Entry>, ApiError> {
-        let (stream, filter) = match &source {
-            Source::Stream(stream) => (stream.as_str(), None),
-            Source::Catalog { kind } => (CATALOG_STREAM, Some(*kind)),
+        let (streams, filter) = match &source {
+            Source::Streams(streams) => (streams.clone(), None),
+            Source::Catalog { kind } => (vec![CATALOG_STREAM.to_string()], Some(*kind)),
         };
-        let envelopes = read_all(store.as_ref(), stream)
-            .map_err(|e| ApiError::internal(format!("reading the log: {e}")))?;
+        let mut envelopes = Vec::new();
+        for stream in &streams {
+            envelopes.extend(
+                read_all(store.as_ref(), stream)
+                    .map_err(|e| ApiError::internal(format!("reading the log: {e}")))?,
+            );
+        }
+        envelopes.sort_by_key(|e| e.position);
         let mut entries = Vec::new();
         for envelope in envelopes {
             let event = envelope

@@ -4,6 +4,7 @@
 use std::sync::{Arc, Mutex};
 
 use actix::{Actor, Addr, MailboxError};
+use actors::fence::{FenceState, Fences};
 use actors::instance::{InstanceState, Instances};
 use actors::mesh::{meta_of, Concept};
 use actors::resource::{ResourceState, Resources};
@@ -73,6 +74,7 @@ pub struct Dispatcher {
     resources: Addr<ConceptActor<Resources>>,
     services: Addr<ConceptActor<Services>>,
     instances: Addr<ConceptActor<Instances>>,
+    fences: Addr<ConceptActor<Fences>>,
     observers: Arc<[Observer]>,
     delivered: watch::Receiver<u64>,
     failure: Arc<Mutex<Option<String>>>,
@@ -105,11 +107,13 @@ impl Dispatcher {
             tenants = mesh.services.tenants.len(),
             services = mesh.services.services.len(),
             instances = mesh.instances.instances.len(),
+            fences = mesh.fences.fences.len(),
             "folded the event log"
         );
         let resources = ConceptActor::<Resources>::new(mesh.resources, position).start();
         let services = ConceptActor::<Services>::new(mesh.services, position).start();
         let instances = ConceptActor::<Instances>::new(mesh.instances, position).start();
+        let fences = ConceptActor::<Fences>::new(mesh.fences, position).start();
         let (delivered_tx, delivered) = watch::channel(position);
         let failure = Arc::new(Mutex::new(None));
         metrics
@@ -123,6 +127,7 @@ impl Dispatcher {
             resources,
             services,
             instances,
+            fences,
             observers: observers.into(),
             delivered,
             failure,
@@ -236,12 +241,14 @@ impl Dispatcher {
             let (resources, p1) = self.read_resources(|s, p| (s.clone(), p)).await?;
             let (services, p2) = self.read_services(|s, p| (s.clone(), p)).await?;
             let (instances, p3) = self.read_instances(|s, p| (s.clone(), p)).await?;
-            if p1 == p2 && p2 == p3 {
+            let (fences, p4) = self.read_fences(|s, p| (s.clone(), p)).await?;
+            if p1 == p2 && p2 == p3 && p3 == p4 {
                 return Ok(Mesh {
                     position: p1,
                     resources,
                     services,
                     instances,
+                    fences,
                 });
             }
         }
@@ -269,6 +276,14 @@ impl Dispatcher {
         query: impl FnOnce(&InstanceState, u64) -> R + Send + 'static,
     ) -> Result<R, DispatchError> {
         Ok(self.instances.send(Read(Box::new(query))).await?)
+    }
+
+    /// Run a read-only query on the fence concept's state.
+    pub async fn read_fences<R: Send + 'static>(
+        &self,
+        query: impl FnOnce(&FenceState, u64) -> R + Send + 'static,
+    ) -> Result<R, DispatchError> {
+        Ok(self.fences.send(Read(Box::new(query))).await?)
     }
 
     /// Decide commands in order: each run of commands for one concept goes to its actor in
@@ -324,6 +339,20 @@ impl Dispatcher {
                     });
                     let commands = commands.collect();
                     self.instances
+                        .send(DecideAll {
+                            commands,
+                            now_ms,
+                            seed,
+                        })
+                        .await?
+                }
+                MeshCommand::Fence(_) => {
+                    let commands = this.iter().filter_map(|c| match c {
+                        MeshCommand::Fence(c) => Some(c.clone()),
+                        _ => None,
+                    });
+                    let commands = commands.collect();
+                    self.fences
                         .send(DecideAll {
                             commands,
                             now_ms,
@@ -396,6 +425,7 @@ impl Dispatcher {
                         Concept::Resource => self.resources.do_send(message),
                         Concept::Service => self.services.do_send(message),
                         Concept::Instance => self.instances.do_send(message),
+                        Concept::Fence => self.fences.do_send(message),
                     }
                 }
             }
@@ -405,6 +435,7 @@ impl Dispatcher {
             self.resources.send(Sync(last)).await.map_err(host)?;
             self.services.send(Sync(last)).await.map_err(host)?;
             self.instances.send(Sync(last)).await.map_err(host)?;
+            self.fences.send(Sync(last)).await.map_err(host)?;
             self.metrics
                 .delivered
                 .store(last, std::sync::atomic::Ordering::Relaxed);
