@@ -49,6 +49,9 @@ pub enum Command {
     /// Every event that touched one object, with position, time and the evidence of each
     /// decision (e.g. why an instance went out of service).
     History(HistoryArgs),
+    /// Why a generated object looks the way it does: `explain sidecar NS/NAME` lists every
+    /// egress host of a fence's Sidecar with the events that put it there.
+    Explain(ExplainArgs),
     /// Export or import a whole log as JSON Lines.
     Log(LogArgs),
 }
@@ -129,6 +132,13 @@ pub struct RunArgs {
     /// each snapshot still clones and encodes the whole state (see BENCHMARKS.md).
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub snapshot_every: u64,
+
+    /// Serve Envoy's Access Log Service (gRPC, `StreamAccessLogs`) here, for the fence to learn
+    /// dependencies from the global sidecar's access log (Slime uses port 8082). Off unless
+    /// given; any non-loopback address requires --token, presented by Envoy as
+    /// `authorization: Bearer <token>` metadata (grpc_service.initial_metadata).
+    #[arg(long, value_name = "ADDR", env = "MESHPLANE_ALS_LISTEN")]
+    pub als_listen: Option<SocketAddr>,
 }
 
 /// How a client command finds and authenticates to the daemon.
@@ -231,6 +241,26 @@ impl InstanceFilterArgs {
             && self.labels.is_empty()
             && self.status.is_none()
     }
+}
+
+#[derive(Debug, Args)]
+pub struct ExplainArgs {
+    /// What to explain: `sidecar` (also `sidecars`, `servicefence`, `svf`).
+    pub kind: String,
+
+    /// The fence's `NAMESPACE/NAME` (or NAME with -n).
+    pub name: String,
+
+    /// Namespace, when NAME has none (`default` when omitted).
+    #[arg(short = 'n', long, value_name = "NS")]
+    pub namespace: Option<String>,
+
+    /// Output format.
+    #[arg(short = 'o', long, value_enum, default_value_t = OutputFormat::Table)]
+    pub output: OutputFormat,
+
+    #[command(flatten)]
+    pub client: ClientArgs,
 }
 
 #[derive(Debug, Args)]

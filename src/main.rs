@@ -48,6 +48,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Delete(args) => commands::delete::run(args),
         Command::Replay(args) => commands::replay::run(args),
         Command::History(args) => commands::history::run(args),
+        Command::Explain(args) => commands::explain::run(args),
         Command::Log(args) => commands::log::run(args),
     }
 }

@@ -108,6 +108,14 @@ impl Replay {
             "instances {total} (up {up}, out of service {})",
             total - up
         );
+        let fences = &registry.fences;
+        let learned: usize = fences.learned.values().map(|m| m.len()).sum();
+        let sidecars = fences.fences.values().filter(|v| v.has_sidecar()).count();
+        let _ = writeln!(
+            out,
+            "fences {} (sidecars {sidecars}, learned dependencies {learned})",
+            fences.fences.len()
+        );
         let _ = write!(out, "{}", self.digest());
         out
     }

@@ -12,7 +12,9 @@ use actix_web::{web, App, HttpServer};
 use crate::api::{self, ApiState, Auth};
 use crate::clock;
 use crate::error::Error;
+use crate::api::fence::FenceIo;
 use crate::etcd::EtcdProjector;
+use crate::fence::{self, attribution::Attribution, intake::Intake, IntakeCounters};
 use crate::host::{fold_onto, Dispatcher};
 use crate::manifests::ManifestDir;
 use crate::metrics::Metrics;
@@ -23,6 +25,10 @@ use crate::storage::{open_store, StoreKind};
 /// How often the liveness monitor looks for transitions: bounds how late an instance is marked
 /// out of service (2 × heartbeat interval + this).
 pub const LIVENESS_TICK: Duration = Duration::from_millis(100);
+/// How often the fence monitor ages dependencies and follows the configuration.
+pub const FENCE_TICK: Duration = Duration::from_secs(1);
+/// Batches of access-log entries queued for the intake before senders wait.
+const INTAKE_QUEUE: usize = 256;
 /// How long shutdown waits for a last etcd projection pass.
 const FINAL_ETCD_PASS: Duration = Duration::from_secs(5);
 
@@ -44,6 +50,8 @@ pub struct DaemonConfig {
     pub etcd: Vec<String>,
     /// Write a snapshot of the state every this many events (0: never).
     pub snapshot_every: u64,
+    /// Where to serve Envoy's Access Log Service (gRPC) for the fence; none: not served.
+    pub als_listen: Option<SocketAddr>,
 }
 
 impl DaemonConfig {
@@ -54,6 +62,13 @@ impl DaemonConfig {
                 "listening on {} (not a loopback address) requires a token for mutating calls: pass --token or set MESHPLANE_TOKEN",
                 self.listen
             )));
+        }
+        if let Some(als) = self.als_listen {
+            if !als.ip().is_loopback() && self.token.as_deref().is_none_or(str::is_empty) {
+                return Err(Error::Config(format!(
+                    "--als-listen {als} (not a loopback address) requires a token: pass --token"
+                )));
+            }
         }
         for endpoint in &self.etcd {
             if !(endpoint.starts_with("http://") || endpoint.starts_with("https://")) {
@@ -103,7 +118,13 @@ async fn serve(
 ) -> Result<(), Error> {
     let metrics = Arc::new(Metrics::default());
     let snapshots = snapshot::dir(&config.data_dir);
-    let (dispatcher, tracker) = start_host(store, metrics.clone(), Some(&snapshots))?;
+    let host = start_host(store, metrics.clone(), Some(&snapshots))?;
+    let (fence_io, intake) = host.start_intake();
+    let Host {
+        dispatcher,
+        tracker,
+        ..
+    } = host;
     let snapshotter = (config.snapshot_every > 0).then(|| {
         actix_rt::spawn(snapshot_forever(
             dispatcher.clone(),
@@ -121,6 +142,29 @@ async fn serve(
             EtcdProjector::new(config.etcd.clone(), metrics.clone()).run(dispatcher.clone()),
         )
     });
+    let fence_monitor = actix_rt::spawn(fence::monitor::run_monitor(
+        dispatcher.clone(),
+        intake,
+        FENCE_TICK,
+    ));
+    let als = match config.als_listen {
+        Some(addr) => {
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|e| Error::Config(format!("--als-listen {addr}: {e}")))?;
+            let bound = listener.local_addr().map_err(Error::Server)?;
+            tracing::info!(listen = %bound, "serving Envoy access logs (gRPC ALS)");
+            let sink = fence_io.entries.clone();
+            let counters = fence_io.counters.clone();
+            Some(actix_rt::spawn(async move {
+                let server = fence::als::serve(listener, sink, counters, std::future::pending());
+                if let Err(e) = server.await {
+                    tracing::error!(error = %e, "the access-log gRPC server stopped");
+                }
+            }))
+        }
+        None => None,
+    };
     let manifests = Arc::new(Mutex::new(manifests));
     let projector = actix_rt::spawn(project_forever(
         dispatcher.clone(),
@@ -134,6 +178,7 @@ async fn serve(
         auth: Auth::new(config.token.clone()),
         max_body_bytes: config.max_body_bytes,
         tracker,
+        fence: Some(fence_io),
     });
     let server = HttpServer::new(move || App::new().configure(api::configure(state.clone())))
         .workers(2)
@@ -154,6 +199,10 @@ async fn serve(
     server.await.map_err(Error::Server)?;
     tracing::info!("shutting down");
     monitor.abort();
+    fence_monitor.abort();
+    if let Some(als) = als {
+        als.abort();
+    }
     projector.abort();
     if let Some(snapshotter) = snapshotter {
         snapshotter.abort();
@@ -174,14 +223,39 @@ async fn serve(
     Ok(())
 }
 
+/// The running actor host and the in-memory tables that follow its log.
+pub struct Host {
+    pub dispatcher: Dispatcher,
+    /// Heartbeats (never in the log).
+    pub tracker: Arc<LivenessTracker>,
+    /// Caller address → service, for the access-log intake.
+    pub attribution: Arc<Attribution>,
+}
+
+impl Host {
+    /// Start the fence's access-log intake: returns what the API and the gRPC server send
+    /// entries to, and the intake itself (for the monitor and Prometheus).
+    pub fn start_intake(&self) -> (Arc<FenceIo>, Arc<Intake>) {
+        let counters = Arc::new(IntakeCounters::default());
+        let intake = Intake::new(
+            self.dispatcher.clone(),
+            self.attribution.clone(),
+            counters.clone(),
+        );
+        let (entries, receiver) = tokio::sync::mpsc::channel(INTAKE_QUEUE);
+        actix_rt::spawn(intake.clone().run(receiver));
+        (Arc::new(FenceIo { entries, counters }), intake)
+    }
+}
+
 /// Fold the log (onto the newest valid snapshot in `snapshots`, when given and there is one),
-/// build the heartbeat table from the folded instances, and start the actor host with the
-/// table following every delivered event. Must run inside an actix `System`.
+/// build the heartbeat and address tables from the folded state, and start the actor host with
+/// the tables following every delivered event. Must run inside an actix `System`.
 pub fn start_host(
     store: Arc<dyn events::EventStore>,
     metrics: Arc<Metrics>,
     snapshots: Option<&std::path::Path>,
-) -> Result<(Dispatcher, Arc<LivenessTracker>), Error> {
+) -> Result<Host, Error> {
     let start = snapshots
         .and_then(|dir| snapshot::load_newest(dir, store.as_ref()))
         .unwrap_or_default();
@@ -189,14 +263,22 @@ pub fn start_host(
     // The start-up grace counts from now, after the fold: a long fold must not eat into the
     // time sidecars have to send their first heartbeat to this daemon.
     let tracker = Arc::new(LivenessTracker::new(&mesh.instances, clock::now_ms()));
-    let observer = tracker.clone();
+    let attribution = Arc::new(Attribution::from_resources(&mesh.resources));
+    let (heartbeats, addresses) = (tracker.clone(), attribution.clone());
     let dispatcher = Dispatcher::start_from(
         store,
         metrics,
         mesh,
-        vec![Arc::new(move |event, meta| observer.observe(event, meta))],
+        vec![
+            Arc::new(move |event, meta| heartbeats.observe(event, meta)),
+            Arc::new(move |event, meta| addresses.observe(event, meta)),
+        ],
     )?;
-    Ok((dispatcher, tracker))
+    Ok(Host {
+        dispatcher,
+        tracker,
+        attribution,
+    })
 }
 
 /// Write a snapshot whenever delivery has moved `every` events past the last one. A failed
@@ -278,12 +360,13 @@ async fn project_once(
     manifests: &Arc<Mutex<ManifestDir>>,
     metrics: &Arc<Metrics>,
 ) {
-    // Only the declarative resources become Kubernetes objects today; reading just them keeps
-    // a pass cheap when the registry holds 100,000 instances.
-    let mesh = match dispatcher.read_resources(|s, p| (s.clone(), p)).await {
-        Ok((resources, position)) => actors::Mesh {
+    // Declarative resources and fences become Kubernetes objects; reading just them keeps a
+    // pass cheap when the registry holds 100,000 instances.
+    let mesh = match dispatcher.kube_sources().await {
+        Ok((resources, fences, position)) => actors::Mesh {
             position,
             resources,
+            fences,
             ..Default::default()
         },
         Err(e) => {

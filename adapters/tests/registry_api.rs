@@ -22,13 +22,14 @@ struct Fixture {
 fn fixture() -> Fixture {
     let store: Arc<dyn EventStore> = Arc::new(Log::open(MemoryBackend::new()).unwrap());
     let metrics = Arc::new(Metrics::default());
-    let (dispatcher, tracker) = start_host(store.clone(), metrics.clone(), None).unwrap();
+    let host = start_host(store.clone(), metrics.clone(), None).unwrap();
     let state = web::Data::new(ApiState {
-        dispatcher,
+        dispatcher: host.dispatcher,
         metrics,
         auth: Auth::new(None),
         max_body_bytes: 1 << 20,
-        tracker,
+        tracker: host.tracker,
+        fence: None,
     });
     Fixture { store, state }
 }

@@ -2,6 +2,7 @@
 
 pub mod apply;
 pub mod delete;
+pub mod explain;
 pub mod get;
 pub mod history;
 pub mod log;

@@ -7,6 +7,7 @@ mod auth;
 mod body;
 mod easemesh;
 mod error;
+pub mod fence;
 mod history;
 mod registry;
 mod resources;
@@ -34,6 +35,8 @@ pub struct ApiState {
     pub max_body_bytes: usize,
     /// The in-memory heartbeat table (heartbeats never go through the log).
     pub tracker: Arc<LivenessTracker>,
+    /// The fence's access-log intake; `None` when it is not running.
+    pub fence: Option<Arc<fence::FenceIo>>,
 }
 
 /// Register every route on an actix-web app.
@@ -88,6 +91,27 @@ pub fn configure(state: web::Data<ApiState>) -> impl FnOnce(&mut web::ServiceCon
                             .get(resources::get)
                             .put(resources::put)
                             .delete(resources::delete)
+                            .default_service(web::to(method_not_allowed)),
+                    )
+                    .service(
+                        web::resource("/api/v1/fences")
+                            .get(fence::list)
+                            .default_service(web::to(method_not_allowed)),
+                    )
+                    .service(
+                        web::resource("/api/v1/fences/{namespace}/{name}")
+                            .get(fence::get)
+                            .default_service(web::to(method_not_allowed)),
+                    )
+                    .service(
+                        web::resource("/api/v1/fences/{namespace}/{name}/explain")
+                            .get(fence::explain)
+                            .default_service(web::to(method_not_allowed)),
+                    )
+                    .service(
+                        web::resource("/api/v1/accesslog")
+                            .get(fence::accesslog_stats)
+                            .post(fence::post_accesslog)
                             .default_service(web::to(method_not_allowed)),
                     )
                     .service(

@@ -2,7 +2,10 @@
 //! Prometheus polling, attribution of callers to services, and the monitor that turns idle
 //! dependencies and passed deadlines into commands. The rules are pure (`actors::fence`).
 
+pub mod attribution;
 pub mod entry;
+pub mod intake;
+pub mod monitor;
 pub mod prometheus;
 
 pub use entry::{AccessLogEntry, EntryReceiver, EntrySender, IntakeCounters, IntakeCounts};

@@ -1,0 +1,176 @@
+//! The fence API: fences with their status and Sidecar, `explain` for a Sidecar's egress
+//! hosts, and the JSON-lines access-log intake (for use without Envoy).
+//!
+//! - `GET /api/v1/fences`: every fence (origin, enabled, domains, egress hosts);
+//! - `GET /api/v1/fences/{namespace}/{name}`: the ServiceFence (with status) and its Sidecar;
+//! - `GET /api/v1/fences/{namespace}/{name}/explain`: each egress host and its evidence;
+//! - `POST /api/v1/accesslog`: JSON lines (see `fence::jsonl`), answered 202 with counts;
+//! - `GET /api/v1/accesslog`: the intake's counters.
+
+use std::sync::Arc;
+
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+use actors::fence::{explain, Origin, SERVICE_FENCE_KIND};
+use actors::resource::ResourceState;
+use events::schema::{FenceKey, ResourceKey};
+use serde_json::json;
+
+use super::body::read_limited;
+use super::error::ApiError;
+use super::respond::respond;
+use super::ApiState;
+use crate::fence::{jsonl, EntrySender, IntakeCounters};
+
+/// The fence's I/O the API hands entries to.
+pub struct FenceIo {
+    pub entries: EntrySender,
+    pub counters: Arc<IntakeCounters>,
+}
+
+fn origin(o: &Origin) -> serde_json::Value {
+    match o {
+        Origin::Manual { position } => json!({"kind": "manual", "position": position}),
+        Origin::Auto { reason } => json!({"kind": "auto", "reason": reason.describe()}),
+    }
+}
+
+pub async fn list(req: HttpRequest, state: web::Data<ApiState>) -> Result<HttpResponse, ApiError> {
+    let (items, position) = state
+        .dispatcher
+        .read_fences(|s, position| {
+            let items: Vec<_> = s
+                .fences
+                .iter()
+                .map(|(key, view)| {
+                    json!({
+                        "namespace": key.namespace,
+                        "name": key.name,
+                        "origin": origin(&view.origin),
+                        "enable": view.spec.enable,
+                        "sidecar": view.has_sidecar(),
+                        "domains": view.domains.len(),
+                        "learned": s.learned.get(key).map_or(0, |l| l.len()),
+                        "egressHosts": s.egress_hosts(key).map_or(0, |h| h.len()),
+                    })
+                })
+                .collect();
+            (items, position)
+        })
+        .await
+        .map_err(|e| ApiError::dispatch(e, false))?;
+    respond(
+        &req,
+        StatusCode::OK,
+        &json!({"position": position, "items": items}),
+    )
+}
+
+fn key_of(path: (String, String)) -> FenceKey {
+    FenceKey::new(path.0, path.1)
+}
+
+pub async fn get(
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+    state: web::Data<ApiState>,
+) -> Result<HttpResponse, ApiError> {
+    let key = key_of(path.into_inner());
+    let rkey = ResourceKey::new(SERVICE_FENCE_KIND, &key.namespace, &key.name);
+    // The applied ServiceFence (if any) and the fence state, read at the same position.
+    let answer = loop {
+        let wanted = rkey.clone();
+        let (applied, p1) = state
+            .dispatcher
+            .read_resources(move |s, p| (s.get(&wanted).cloned().map(|r| (wanted, r)), p))
+            .await
+            .map_err(|e| ApiError::dispatch(e, false))?;
+        let wanted = key.clone();
+        let (answer, p2) = state
+            .dispatcher
+            .read_fences(move |fences, position| {
+                let mut resources = ResourceState::default();
+                resources.resources.extend(applied);
+                let answer = fences.get(&wanted).map(|view| {
+                    json!({
+                        "position": position,
+                        "origin": origin(&view.origin),
+                        "serviceFence": projections::fence::service_fence(fences, &resources, &wanted),
+                        "sidecar": projections::fence::sidecar(fences, &wanted),
+                    })
+                });
+                (answer, position)
+            })
+            .await
+            .map_err(|e| ApiError::dispatch(e, false))?;
+        if p1 == p2 {
+            break answer;
+        }
+    };
+    match answer {
+        Some(body) => respond(&req, StatusCode::OK, &body),
+        None => Err(ApiError::not_found(format!("no fence {key}"))),
+    }
+}
+
+pub async fn explain(
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+    state: web::Data<ApiState>,
+) -> Result<HttpResponse, ApiError> {
+    let key = key_of(path.into_inner());
+    let wanted = key.clone();
+    let answer = state
+        .dispatcher
+        .read_fences(move |s, position| {
+            explain::explain(s, &wanted).map(|hosts| (hosts, position))
+        })
+        .await
+        .map_err(|e| ApiError::dispatch(e, false))?;
+    match answer {
+        Some((hosts, position)) => respond(
+            &req,
+            StatusCode::OK,
+            &json!({"fence": key.to_string(), "position": position, "egress": hosts}),
+        ),
+        None => Err(ApiError::not_found(format!("no fence {key}"))),
+    }
+}
+
+pub async fn post_accesslog(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<ApiState>,
+) -> Result<HttpResponse, ApiError> {
+    state.auth.check(&req)?;
+    let Some(fence) = &state.fence else {
+        return Err(ApiError::unavailable("the access-log intake is not running"));
+    };
+    let body = read_limited(&req, payload, state.max_body_bytes).await?;
+    let before = fence.counters.snapshot().malformed;
+    let entries = jsonl::parse_lines(&body, &fence.counters);
+    let malformed = fence.counters.snapshot().malformed - before;
+    let accepted = entries.len();
+    if accepted > 0 {
+        fence
+            .entries
+            .send(entries)
+            .await
+            .map_err(|_| ApiError::unavailable("the access-log intake stopped"))?;
+    }
+    respond(
+        &req,
+        StatusCode::ACCEPTED,
+        &json!({"accepted": accepted, "malformed": malformed}),
+    )
+}
+
+pub async fn accesslog_stats(
+    req: HttpRequest,
+    state: web::Data<ApiState>,
+) -> Result<HttpResponse, ApiError> {
+    let Some(fence) = &state.fence else {
+        return Err(ApiError::unavailable("the access-log intake is not running"));
+    };
+    respond(&req, StatusCode::OK, &fence.counters.snapshot())
+}
