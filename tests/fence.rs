@@ -95,7 +95,9 @@ fn stream(addr: SocketAddr, messages: Vec<client::StreamAccessLogsMessage>) {
         .build()
         .unwrap();
     runtime.block_on(async move {
-        let mut als = client::connect(addr).await.expect("connect to the ALS endpoint");
+        let mut als = client::connect(addr)
+            .await
+            .expect("connect to the ALS endpoint");
         als.stream_access_logs(futures::stream::iter(messages))
             .await
             .expect("the stream is accepted");
@@ -122,7 +124,9 @@ fn access_logs_streamed_over_grpc_narrow_the_sidecar() {
     );
     let server = ["--server", daemon.url.as_str()];
     let file = sandbox.write("cluster.yaml", CLUSTER);
-    sandbox.run(&[&["apply", "-f", file.to_str().unwrap()][..], &server].concat()).ok();
+    sandbox
+        .run(&[&["apply", "-f", file.to_str().unwrap()][..], &server].concat())
+        .ok();
 
     let sidecar_file = manifests.join("default/sidecar.productpage.yaml");
     eventually(Duration::from_secs(10), "the fence's first Sidecar", || {
@@ -134,8 +138,14 @@ fn access_logs_streamed_over_grpc_narrow_the_sidecar() {
         vec!["istio-system/*", "mesh-operator/*"],
         "before any traffic only the mesh namespaces"
     );
-    assert_eq!(sidecar["spec"]["workloadSelector"]["labels"]["app"], "productpage");
-    assert_eq!(sidecar["metadata"]["ownerReferences"][0]["kind"], "ServiceFence");
+    assert_eq!(
+        sidecar["spec"]["workloadSelector"]["labels"]["app"],
+        "productpage"
+    );
+    assert_eq!(
+        sidecar["metadata"]["ownerReferences"][0]["kind"],
+        "ServiceFence"
+    );
 
     // The global sidecar's inbound log: productpage (10.1.0.1) calls details and reviews by
     // short name; plus entries that must be counted and skipped.
@@ -150,7 +160,12 @@ fn access_logs_streamed_over_grpc_narrow_the_sidecar() {
                 ("10.1.0.1", "inbound|9080||", "details:9080", None),
                 ("10.9.9.9", "inbound|9080||", "ratings:9080", None),
                 ("10.1.0.1", "inbound|9080||", "10.1.0.7:9080", None),
-                ("10.1.0.1", "outbound|9080||details.default.svc.cluster.local", "details", None),
+                (
+                    "10.1.0.1",
+                    "outbound|9080||details.default.svc.cluster.local",
+                    "details",
+                    None,
+                ),
             ]),
             client::http_message(vec![bad]),
             client::tcp_message(2),
@@ -164,9 +179,11 @@ fn access_logs_streamed_over_grpc_narrow_the_sidecar() {
         "istio-system/*",
         "mesh-operator/*",
     ];
-    eventually(Duration::from_secs(10), "the learned dependencies in the Sidecar", || {
-        read_yaml(&sidecar_file).is_some_and(|s| egress(&s) == want)
-    });
+    eventually(
+        Duration::from_secs(10),
+        "the learned dependencies in the Sidecar",
+        || read_yaml(&sidecar_file).is_some_and(|s| egress(&s) == want),
+    );
     let fence = read_yaml(&manifests.join("default/servicefence.productpage.yaml")).unwrap();
     let status = &fence["status"];
     assert_eq!(
@@ -175,7 +192,10 @@ fn access_logs_streamed_over_grpc_narrow_the_sidecar() {
     );
     assert_eq!(
         status["domains"]["reviews.default.svc.cluster.local"]["hosts"],
-        serde_json::json!(["reviews.default.svc.cluster.local", "reviews-v2.default.svc.cluster.local"])
+        serde_json::json!([
+            "reviews.default.svc.cluster.local",
+            "reviews-v2.default.svc.cluster.local"
+        ])
     );
 
     // Counted and skipped, never fatal: the stream above went on after each.
@@ -191,8 +211,18 @@ fn access_logs_streamed_over_grpc_narrow_the_sidecar() {
     // explain names the evidence.
     let out = sandbox.run(&[&["explain", "sidecar", "default/productpage"][..], &server].concat());
     let text = out.ok();
-    assert!(text.contains("learned from accesslog (details:9080, caller 10.1.0.1 → default/productpage)"), "{text}");
-    assert!(text.contains("VirtualService default/reviews routes reviews.default.svc.cluster.local here"), "{text}");
+    assert!(
+        text.contains(
+            "learned from accesslog (details:9080, caller 10.1.0.1 → default/productpage)"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "VirtualService default/reviews routes reviews.default.svc.cluster.local here"
+        ),
+        "{text}"
+    );
     assert!(text.contains("mesh namespace istio-system"), "{text}");
 
     // JSON lines over HTTP reach the same intake; malformed lines are counted.
@@ -207,11 +237,18 @@ fn access_logs_streamed_over_grpc_narrow_the_sidecar() {
     assert_eq!(code, 202, "{body}");
     assert!(body.contains("\"malformed\":1"), "{body}");
     eventually(Duration::from_secs(10), "ratings in the Sidecar", || {
-        read_yaml(&sidecar_file)
-            .is_some_and(|s| egress(&s).contains(&"*/ratings.default.svc.cluster.local".to_string()))
+        read_yaml(&sidecar_file).is_some_and(|s| {
+            egress(&s).contains(&"*/ratings.default.svc.cluster.local".to_string())
+        })
     });
 
-    // The same log replays to the same desired objects.
+    // The fence's history lists what it learned, with the evidence.
     let history = sandbox.run(&[&["history", "svf", "productpage"][..], &server].concat());
-    assert!(history.ok().contains("learned dependency details.default.svc.cluster.local"), "{}", history.ok());
+    assert!(
+        history
+            .ok()
+            .contains("learned dependency details.default.svc.cluster.local"),
+        "{}",
+        history.ok()
+    );
 }

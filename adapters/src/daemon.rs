@@ -9,10 +9,10 @@ use std::time::Duration;
 
 use actix_web::{web, App, HttpServer};
 
+use crate::api::fence::FenceIo;
 use crate::api::{self, ApiState, Auth};
 use crate::clock;
 use crate::error::Error;
-use crate::api::fence::FenceIo;
 use crate::etcd::EtcdProjector;
 use crate::fence::{self, attribution::Attribution, intake::Intake, IntakeCounters};
 use crate::host::{fold_onto, Dispatcher};
@@ -156,8 +156,15 @@ async fn serve(
             tracing::info!(listen = %bound, "serving Envoy access logs (gRPC ALS)");
             let sink = fence_io.entries.clone();
             let counters = fence_io.counters.clone();
+            let token = config.token.clone();
             Some(actix_rt::spawn(async move {
-                let server = fence::als::serve(listener, sink, counters, std::future::pending());
+                let server = fence::als::serve_with_token(
+                    listener,
+                    sink,
+                    counters,
+                    token,
+                    std::future::pending(),
+                );
                 if let Err(e) = server.await {
                     tracing::error!(error = %e, "the access-log gRPC server stopped");
                 }

@@ -20,6 +20,9 @@ pub enum Error {
     Host(String),
     #[error("http server: {0}")]
     Server(std::io::Error),
+    /// The fence's gRPC server (Envoy's Access Log Service) failed to serve.
+    #[error("grpc server: {0}")]
+    Grpc(tonic::transport::Error),
     /// etcd could not be reached or refused a request; the etcd target re-reads what etcd holds
     /// before its next write.
     #[error("etcd: {0}")]

@@ -17,9 +17,14 @@ pub fn run(args: ExplainArgs) -> Result<()> {
         other => bail!("cannot explain `{other}`: only `sidecar NAMESPACE/NAME` is explained"),
     }
     let (namespace, name) = match (args.name.split_once('/'), &args.namespace) {
-        (Some(_), Some(_)) => bail!("give the namespace either in NAME (NS/NAME) or with -n, not both"),
+        (Some(_), Some(_)) => {
+            bail!("give the namespace either in NAME (NS/NAME) or with -n, not both")
+        }
         (Some((ns, name)), None) => (ns.to_string(), name.to_string()),
-        (None, ns) => (ns.clone().unwrap_or_else(|| "default".into()), args.name.clone()),
+        (None, ns) => (
+            ns.clone().unwrap_or_else(|| "default".into()),
+            args.name.clone(),
+        ),
     };
     let client = Client::new(config::resolve(&args.client)?);
     let answer = client.get(&format!("/api/v1/fences/{namespace}/{name}/explain"), &[])?;
@@ -36,8 +41,15 @@ pub fn run(args: ExplainArgs) -> Result<()> {
             .collect();
         let name = host["host"].as_str().unwrap_or_default().to_string();
         let mut first = true;
-        for reason in if reasons.is_empty() { vec![String::new()] } else { reasons } {
-            rows.push(vec![if first { name.clone() } else { String::new() }, reason]);
+        for reason in if reasons.is_empty() {
+            vec![String::new()]
+        } else {
+            reasons
+        } {
+            rows.push(vec![
+                if first { name.clone() } else { String::new() },
+                reason,
+            ]);
             first = false;
         }
     }
@@ -53,8 +65,14 @@ fn describe(reason: &Value) -> String {
         "mesh_namespace" => format!("mesh namespace {} (always)", s("namespace")),
         "stable_host" => "stableHost in the lazyload configuration".into(),
         "global_sidecar" => "the global sidecar (namespace mode)".into(),
-        "static" if n("position") == 0 => format!("spec.host {} of the auto-created fence", s("host")),
-        "static" => format!("spec.host {} (ServiceFence at position {})", s("host"), n("position")),
+        "static" if n("position") == 0 => {
+            format!("spec.host {} of the auto-created fence", s("host"))
+        }
+        "static" => format!(
+            "spec.host {} (ServiceFence at position {})",
+            s("host"),
+            n("position")
+        ),
         "selector" => format!(
             "labelSelector[{}] matches service {} (changed at position {})",
             n("index"),

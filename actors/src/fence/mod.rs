@@ -549,15 +549,11 @@ impl Decider for Fences {
 
     fn evolve(state: &mut FenceState, event: Event, meta: &Meta) {
         match event {
-            Event::ResourceApplied(e) => {
-                if reads_kind(&e.key.kind) {
-                    state.apply_resource(&e.key, &e.labels, &e.body, meta.position);
-                }
+            Event::ResourceApplied(e) if reads_kind(&e.key.kind) => {
+                state.apply_resource(&e.key, &e.labels, &e.body, meta.position);
             }
-            Event::ResourceDeleted(e) => {
-                if reads_kind(&e.key.kind) {
-                    state.delete_resource(&e.key);
-                }
+            Event::ResourceDeleted(e) if reads_kind(&e.key.kind) => {
+                state.delete_resource(&e.key);
             }
             Event::DependencyLearned(e) => {
                 state.versions.insert(e.fence.clone(), meta.stream_version);

@@ -157,7 +157,7 @@ fn validate_virtual_service(object: &Value) -> Result<(), Rejection> {
     match &spec["hosts"] {
         Value::Array(hosts) if !hosts.is_empty() => {
             for (i, h) in hosts.iter().enumerate() {
-                if !h.as_str().is_some_and(|h| !h.is_empty()) {
+                if h.as_str().is_none_or(str::is_empty) {
                     return Err(Rejection::invalid(
                         format!("spec.hosts[{i}]"),
                         "must be a non-empty string",
@@ -174,9 +174,9 @@ fn validate_virtual_service(object: &Value) -> Result<(), Rejection> {
     }
     for (i, http) in spec["http"].as_array().into_iter().flatten().enumerate() {
         for (j, route) in http["route"].as_array().into_iter().flatten().enumerate() {
-            if !route["destination"]["host"]
+            if route["destination"]["host"]
                 .as_str()
-                .is_some_and(|h| !h.is_empty())
+                .is_none_or(str::is_empty)
             {
                 return Err(Rejection::invalid(
                     format!("spec.http[{i}].route[{j}].destination.host"),

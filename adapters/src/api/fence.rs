@@ -122,9 +122,7 @@ pub async fn explain(
     let wanted = key.clone();
     let answer = state
         .dispatcher
-        .read_fences(move |s, position| {
-            explain::explain(s, &wanted).map(|hosts| (hosts, position))
-        })
+        .read_fences(move |s, position| explain::explain(s, &wanted).map(|hosts| (hosts, position)))
         .await
         .map_err(|e| ApiError::dispatch(e, false))?;
     match answer {
@@ -144,7 +142,9 @@ pub async fn post_accesslog(
 ) -> Result<HttpResponse, ApiError> {
     state.auth.check(&req)?;
     let Some(fence) = &state.fence else {
-        return Err(ApiError::unavailable("the access-log intake is not running"));
+        return Err(ApiError::unavailable(
+            "the access-log intake is not running",
+        ));
     };
     let body = read_limited(&req, payload, state.max_body_bytes).await?;
     let before = fence.counters.snapshot().malformed;
@@ -170,7 +170,9 @@ pub async fn accesslog_stats(
     state: web::Data<ApiState>,
 ) -> Result<HttpResponse, ApiError> {
     let Some(fence) = &state.fence else {
-        return Err(ApiError::unavailable("the access-log intake is not running"));
+        return Err(ApiError::unavailable(
+            "the access-log intake is not running",
+        ));
     };
     respond(&req, StatusCode::OK, &fence.counters.snapshot())
 }

@@ -325,8 +325,14 @@ mod tests {
         assert_eq!(
             got,
             vec![
-                ("default/productpage".into(), "details.default.svc.cluster.local".into()),
-                ("prod/productpage".into(), "details.prod.svc.cluster.local".into()),
+                (
+                    "default/productpage".into(),
+                    "details.default.svc.cluster.local".into()
+                ),
+                (
+                    "prod/productpage".into(),
+                    "details.prod.svc.cluster.local".into()
+                ),
             ]
         );
     }
@@ -343,14 +349,36 @@ mod tests {
 
     #[test]
     fn skips_are_classified() {
-        assert_eq!(run(&entry("10.0.0.1", "outbound|9080||details", "details")), Err(Skip::NotInbound));
-        assert_eq!(run(&entry("10.0.0.1", "inbound|9080", "details")), Err(Skip::NotInbound));
-        assert_eq!(run(&entry("10.9.9.9", "inbound|9080||", "details")), Err(Skip::UnknownSource));
-        assert_eq!(run(&entry("10.0.0.1", "inbound|9080||", "10.0.0.2:9080")), Err(Skip::UnknownDestination));
-        assert_eq!(run(&entry("10.0.0.1", "inbound|9080||", "unknown")), Err(Skip::UnknownDestination));
-        assert_eq!(run(&entry("10.0.0.1", "inbound|9080||", "")), Err(Skip::UnknownDestination));
         assert_eq!(
-            run(&entry("10.0.0.1", "inbound|9080||", "global-sidecar.mesh-operator.svc.cluster.local")),
+            run(&entry("10.0.0.1", "outbound|9080||details", "details")),
+            Err(Skip::NotInbound)
+        );
+        assert_eq!(
+            run(&entry("10.0.0.1", "inbound|9080", "details")),
+            Err(Skip::NotInbound)
+        );
+        assert_eq!(
+            run(&entry("10.9.9.9", "inbound|9080||", "details")),
+            Err(Skip::UnknownSource)
+        );
+        assert_eq!(
+            run(&entry("10.0.0.1", "inbound|9080||", "10.0.0.2:9080")),
+            Err(Skip::UnknownDestination)
+        );
+        assert_eq!(
+            run(&entry("10.0.0.1", "inbound|9080||", "unknown")),
+            Err(Skip::UnknownDestination)
+        );
+        assert_eq!(
+            run(&entry("10.0.0.1", "inbound|9080||", "")),
+            Err(Skip::UnknownDestination)
+        );
+        assert_eq!(
+            run(&entry(
+                "10.0.0.1",
+                "inbound|9080||",
+                "global-sidecar.mesh-operator.svc.cluster.local"
+            )),
             Err(Skip::UnknownDestination)
         );
     }

@@ -2,9 +2,11 @@
 //! Prometheus polling, attribution of callers to services, and the monitor that turns idle
 //! dependencies and passed deadlines into commands. The rules are pure (`actors::fence`).
 
+pub mod als;
 pub mod attribution;
 pub mod entry;
 pub mod intake;
+pub mod jsonl;
 pub mod monitor;
 pub mod prometheus;
 

@@ -65,7 +65,9 @@ pub async fn run_monitor(dispatcher: Dispatcher, intake: Arc<Intake>, tick: Dura
                 (s.config.clone(), enabled)
             })
             .await;
-        let Ok((config, enabled)) = read else { continue };
+        let Ok((config, enabled)) = read else {
+            continue;
+        };
         intake.set_window(config.refresh_window_ms);
         *fences.lock().expect("fence list lock") = enabled;
         let wanted = config.metric_source == MetricSource::Prometheus;
@@ -127,7 +129,11 @@ fn start_poller(
                     continue;
                 }
                 intake
-                    .forward(FenceKey::new(r.namespace, r.name), Via::Prometheus, sightings)
+                    .forward(
+                        FenceKey::new(r.namespace, r.name),
+                        Via::Prometheus,
+                        sightings,
+                    )
                     .await;
             }
         }
