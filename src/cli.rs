@@ -49,6 +49,9 @@ pub enum Command {
     /// Every event that touched one object, with position, time and the evidence of each
     /// decision (e.g. why an instance went out of service).
     History(HistoryArgs),
+    /// Roll every concept back to its state at a past log position (appends a rollback event;
+    /// the projections then converge the world). `--dry-run` shows the plan only.
+    Rollback(RollbackArgs),
     /// Why a generated object looks the way it does: `explain sidecar NS/NAME` lists every
     /// egress host of a fence's Sidecar with the events that put it there.
     Explain(ExplainArgs),
@@ -241,6 +244,28 @@ impl InstanceFilterArgs {
             && self.labels.is_empty()
             && self.status.is_none()
     }
+}
+
+#[derive(Debug, Args)]
+pub struct RollbackArgs {
+    /// The log position whose state to return to.
+    #[arg(long, value_name = "POS")]
+    pub to: u64,
+
+    /// Print the objects the rollback would create, change and delete; append nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Why (recorded in the rollback event).
+    #[arg(long, value_name = "TEXT", default_value = "")]
+    pub reason: String,
+
+    /// Output format.
+    #[arg(short = 'o', long, value_enum, default_value_t = OutputFormat::Table)]
+    pub output: OutputFormat,
+
+    #[command(flatten)]
+    pub client: ClientArgs,
 }
 
 #[derive(Debug, Args)]

@@ -49,6 +49,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Replay(args) => commands::replay::run(args),
         Command::History(args) => commands::history::run(args),
         Command::Explain(args) => commands::explain::run(args),
+        Command::Rollback(args) => commands::rollback::run(args),
         Command::Log(args) => commands::log::run(args),
     }
 }

@@ -3,12 +3,31 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use actors::Mesh;
-use events::{Envelope, EventStore, StoreError};
+use actors::mesh::meta_of;
+use actors::timeline::{self, EventSource};
+use actors::{Mesh, Meta};
+use events::{Envelope, Event, EventStore, StoreError};
 use projections::MeshDigest;
 
-/// Envelopes read per batch from a store.
-const BATCH: usize = 4096;
+/// Envelopes in memory (a JSON Lines log) as the timeline's event source.
+struct EnvelopeSource<'a> {
+    envelopes: &'a [&'a Envelope],
+}
+
+impl EventSource for EnvelopeSource<'_> {
+    type Error = StoreError;
+
+    fn read(&mut self, from: u64, to: u64) -> Result<Vec<(Event, Meta)>, StoreError> {
+        let len = self.envelopes.len() as u64;
+        if from == 0 || from > len || to < from {
+            return Ok(Vec::new());
+        }
+        self.envelopes[(from - 1) as usize..to.min(len) as usize]
+            .iter()
+            .map(|e| Ok((e.decode()?, meta_of(e))))
+            .collect()
+    }
+}
 
 /// The result of a replay.
 pub struct Replay {
@@ -17,57 +36,38 @@ pub struct Replay {
 }
 
 impl Replay {
-    /// Fold envelopes (in position order) into a fresh mesh, up to position `to` inclusive
-    /// (all of them when `None`).
+    /// Fold envelopes (in position order, dense from 1) into a fresh mesh, up to position `to`
+    /// inclusive (all of them when `None`), honouring rollbacks.
     pub fn from_envelopes<'a>(
         envelopes: impl IntoIterator<Item = &'a Envelope>,
         to: Option<u64>,
     ) -> Result<Self, StoreError> {
-        let mut replay = Replay {
-            events: 0,
-            mesh: Mesh::default(),
-        };
-        for envelope in envelopes {
-            if to.is_some_and(|to| envelope.position > to) {
-                break;
+        let all: Vec<&Envelope> = envelopes.into_iter().collect();
+        for (i, e) in all.iter().enumerate() {
+            if e.position != i as u64 + 1 {
+                return Err(StoreError::Corrupt {
+                    position: e.position,
+                    reason: format!("positions must be dense: expected {}", i + 1),
+                });
             }
-            replay.fold(envelope)?;
         }
-        Ok(replay)
+        let end = to.unwrap_or(all.len() as u64).min(all.len() as u64);
+        let mesh = timeline::state_at(&mut EnvelopeSource { envelopes: &all }, end)?;
+        Ok(Replay {
+            events: mesh.position,
+            mesh,
+        })
     }
 
     /// Fold the durable events of a store into a fresh mesh, up to position `to` inclusive
-    /// (all of them when `None`).
+    /// (all of them when `None`), honouring rollbacks.
     pub fn from_store(store: &dyn EventStore, to: Option<u64>) -> Result<Self, StoreError> {
-        let mut replay = Replay {
-            events: 0,
-            mesh: Mesh::default(),
-        };
-        let end = to.unwrap_or(u64::MAX);
-        let mut next = 1;
-        while next <= end {
-            let want = BATCH.min(usize::try_from(end - next + 1).unwrap_or(BATCH));
-            let batch = store.read_from(next, want)?;
-            let Some(last) = batch.last() else { break };
-            next = last.position + 1;
-            for envelope in batch.iter().filter(|e| e.position <= end) {
-                replay.fold(envelope)?;
-            }
-        }
-        Ok(replay)
-    }
-
-    fn fold(&mut self, envelope: &Envelope) -> Result<(), StoreError> {
-        let expected = self.mesh.position + 1;
-        if envelope.position != expected {
-            return Err(StoreError::Corrupt {
-                position: envelope.position,
-                reason: format!("positions must be dense: expected {expected}"),
-            });
-        }
-        self.mesh.apply(envelope)?;
-        self.events += 1;
-        Ok(())
+        let end = to.unwrap_or(u64::MAX).min(store.head());
+        let mesh = adapters::host::state_at(store, None, end)?;
+        Ok(Replay {
+            events: mesh.position,
+            mesh,
+        })
     }
 
     /// Live resources per kind, in kind order.

@@ -17,6 +17,7 @@ pub mod instance;
 pub mod mesh;
 pub mod resource;
 pub mod service;
+pub mod timeline;
 
 pub use ctx::Ctx;
 pub use decider::{Decider, Decision, Meta, Outcome, Rejection, RejectionKind};

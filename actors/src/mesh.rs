@@ -67,6 +67,8 @@ impl Concept {
             | Event::DependencyIdle(_)
             | Event::DependencyForgotten(_)
             | Event::HostDeadlinePassed(_) => &[Concept::Fence],
+            // Folded by the timeline (it needs the log), not by a concept.
+            Event::RolledBack(_) => &[],
         }
     }
 }
@@ -100,6 +102,8 @@ pub struct Mesh {
     pub services: ServiceState,
     pub instances: InstanceState,
     pub fences: FenceState,
+    /// The rollbacks that shaped this state.
+    pub timeline: crate::timeline::Timeline,
 }
 
 impl Mesh {
@@ -113,8 +117,17 @@ impl Mesh {
         }
     }
 
-    /// Fold one decoded event into every concept that owns it.
+    /// Fold one decoded event into every concept that owns it. A rollback is only recorded
+    /// here: restoring the state it names needs the log, see [`crate::timeline::step`], which
+    /// every fold of a log goes through.
     pub fn evolve(&mut self, event: Event, meta: &Meta) {
+        if let Event::RolledBack(r) = &event {
+            self.timeline.rollbacks.push(crate::timeline::Rollback {
+                at: meta.position,
+                to: r.to,
+            });
+            self.timeline.version = meta.stream_version;
+        }
         let concepts = Concept::of(&event);
         if let Some((last, others)) = concepts.split_last() {
             for concept in others {
@@ -123,6 +136,34 @@ impl Mesh {
             self.evolve_concept(*last, event, meta);
         }
         self.position = meta.position;
+    }
+
+    /// Record that `event`'s stream reached `meta.stream_version`, without folding its content
+    /// (an event a rollback undid: its stream versions stay facts of the log).
+    pub fn note_stream_version(&mut self, event: &Event, meta: &Meta) {
+        let v = meta.stream_version;
+        match event {
+            Event::ResourceApplied(e) => self.resources.note_version(&e.key, v),
+            Event::ResourceDeleted(e) => self.resources.note_version(&e.key, v),
+            Event::TenantApplied(_)
+            | Event::TenantDeleted(_)
+            | Event::ServiceApplied(_)
+            | Event::ServiceDeleted(_)
+            | Event::MeshControllerApplied(_) => self.services.version = v,
+            Event::InstanceRegistered(e) => self.instances.note_version(&e.key, v),
+            Event::InstanceDeregistered(e) => self.instances.note_version(&e.key, v),
+            Event::InstanceOutOfService(e) => self.instances.note_version(&e.key, v),
+            Event::InstanceRecovered(e) => self.instances.note_version(&e.key, v),
+            Event::InstanceExpired(e) => self.instances.note_version(&e.key, v),
+            Event::InstanceTakenOffline(e) => self.instances.note_version(&e.key, v),
+            Event::InstanceBroughtOnline(e) => self.instances.note_version(&e.key, v),
+            Event::DependencyLearned(e) => self.fences.note_version(&e.fence, v),
+            Event::DependencySeen(e) => self.fences.note_version(&e.fence, v),
+            Event::DependencyIdle(e) => self.fences.note_version(&e.fence, v),
+            Event::DependencyForgotten(e) => self.fences.note_version(&e.fence, v),
+            Event::HostDeadlinePassed(e) => self.fences.note_version(&e.fence, v),
+            Event::RolledBack(_) => self.timeline.version = v,
+        }
     }
 
     fn evolve_concept(&mut self, concept: Concept, event: Event, meta: &Meta) {

@@ -15,7 +15,7 @@ use crate::clock;
 use crate::error::Error;
 use crate::etcd::EtcdProjector;
 use crate::fence::{self, attribution::Attribution, intake::Intake, IntakeCounters};
-use crate::host::{fold_onto, Dispatcher};
+use crate::host::{fold_onto, Dispatcher, Observer};
 use crate::manifests::ManifestDir;
 use crate::metrics::Metrics;
 use crate::registry::{run_monitor, LivenessTracker};
@@ -186,6 +186,7 @@ async fn serve(
         max_body_bytes: config.max_body_bytes,
         tracker,
         fence: Some(fence_io),
+        snapshots: Some(snapshots.clone()),
     });
     let server = HttpServer::new(move || App::new().configure(api::configure(state.clone())))
         .workers(2)
@@ -271,16 +272,8 @@ pub fn start_host(
     // time sidecars have to send their first heartbeat to this daemon.
     let tracker = Arc::new(LivenessTracker::new(&mesh.instances, clock::now_ms()));
     let attribution = Arc::new(Attribution::from_resources(&mesh.resources));
-    let (heartbeats, addresses) = (tracker.clone(), attribution.clone());
-    let dispatcher = Dispatcher::start_from(
-        store,
-        metrics,
-        mesh,
-        vec![
-            Arc::new(move |event, meta| heartbeats.observe(event, meta)),
-            Arc::new(move |event, meta| addresses.observe(event, meta)),
-        ],
-    )?;
+    let observers: Vec<Arc<dyn Observer>> = vec![tracker.clone(), attribution.clone()];
+    let dispatcher = Dispatcher::start_from(store, metrics, mesh, observers)?;
     Ok(Host {
         dispatcher,
         tracker,

@@ -64,6 +64,16 @@ pub fn write(dir: &Path, mesh: &Mesh, event_id: Uuid) -> Result<PathBuf, Error> 
     Ok(path)
 }
 
+/// The position a snapshot file is named after.
+fn position_of(path: &Path) -> Option<u64> {
+    let name = path.file_name()?.to_str()?;
+    name.strip_prefix("snapshot-")?
+        .split('.')
+        .next()?
+        .parse()
+        .ok()
+}
+
 /// Snapshot files, newest first.
 fn list(dir: &Path) -> Vec<PathBuf> {
     let Ok(entries) = fs::read_dir(dir) else {
@@ -125,7 +135,15 @@ fn read(path: &Path, store: &dyn EventStore) -> Result<Mesh, String> {
 
 /// The newest snapshot valid for this log, if any. Invalid ones are reported and skipped.
 pub fn load_newest(dir: &Path, store: &dyn EventStore) -> Option<Mesh> {
-    for path in list(dir) {
+    load_at_or_before(dir, store, u64::MAX)
+}
+
+/// The newest snapshot valid for this log taken at or before `position`, if any.
+pub fn load_at_or_before(dir: &Path, store: &dyn EventStore, position: u64) -> Option<Mesh> {
+    for path in list(dir)
+        .into_iter()
+        .filter(|p| position_of(p).is_some_and(|at| at <= position))
+    {
         match read(&path, store) {
             Ok(mesh) => {
                 tracing::info!(path = %path.display(), position = mesh.position, "loaded a snapshot");

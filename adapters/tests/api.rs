@@ -27,6 +27,7 @@ fn fixture(token: Option<&str>, max_body_bytes: usize) -> Fixture {
         max_body_bytes,
         tracker: host.tracker,
         fence: None,
+        snapshots: None,
     });
     Fixture { store, state }
 }

@@ -30,6 +30,7 @@ fn fixture() -> Fixture {
         max_body_bytes: 1 << 20,
         tracker: host.tracker,
         fence: None,
+        snapshots: None,
     });
     Fixture { store, state }
 }

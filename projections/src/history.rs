@@ -92,6 +92,8 @@ pub fn summarize(event: &Event) -> String {
             e.host,
             ageing(&e.ageing)
         ),
+        Event::RolledBack(e) if e.reason.is_empty() => format!("rolled back to position {}", e.to),
+        Event::RolledBack(e) => format!("rolled back to position {}: {}", e.to, e.reason),
         Event::HostDeadlinePassed(e) => format!(
             "static host {} expired: deadline {}, noticed {}",
             e.host,

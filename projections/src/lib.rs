@@ -14,6 +14,7 @@ pub mod history;
 pub mod object;
 pub mod plan;
 pub mod registry;
+pub mod rollback;
 pub mod time;
 
 pub use desired::{desired, desired_etcd, desired_kube, Desired};

@@ -8,6 +8,7 @@ pub mod history;
 pub mod log;
 pub mod registry;
 pub mod replay;
+pub mod rollback;
 pub mod run;
 
 use std::io::Write;

@@ -214,6 +214,11 @@ impl FenceState {
         self.fences.get(key)
     }
 
+    /// Record a stream version reached by an undone event (see `Mesh::note_stream_version`).
+    pub fn note_version(&mut self, fence: &FenceKey, version: u64) {
+        self.versions.insert(fence.clone(), version);
+    }
+
     /// Fences with ageing or a deadline due at `now_ms`, in key order.
     pub fn due(&self, now_ms: i64) -> Vec<FenceKey> {
         let mut out = BTreeSet::new();

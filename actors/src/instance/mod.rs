@@ -109,6 +109,14 @@ impl Default for InstanceState {
 }
 
 impl InstanceState {
+    /// Record a stream version reached by an undone event (see `Mesh::note_stream_version`).
+    /// An instance absent here appends with any version, so only present ones need it.
+    pub fn note_version(&mut self, key: &InstanceKey, version: u64) {
+        if let Some(i) = self.instances.get_mut(key) {
+            i.version = version;
+        }
+    }
+
     pub fn limits(&self) -> Limits {
         Limits {
             heartbeat_interval_ms: self.heartbeat_interval_ms,

@@ -95,6 +95,16 @@ impl ResourceState {
             .filter(move |(k, _)| k.kind == kind && namespace.is_none_or(|ns| k.namespace == ns))
     }
 
+    /// Record a stream version reached by an undone event (see `Mesh::note_stream_version`).
+    pub fn note_version(&mut self, key: &ResourceKey, version: u64) {
+        match self.resources.get_mut(key) {
+            Some(r) => r.version = version,
+            None => {
+                self.deleted.insert(key.clone(), version);
+            }
+        }
+    }
+
     fn stream_version(&self, key: &ResourceKey) -> u64 {
         self.resources
             .get(key)

@@ -12,6 +12,7 @@ mod history;
 mod registry;
 mod resources;
 mod respond;
+mod rollback;
 
 use std::sync::Arc;
 
@@ -37,6 +38,8 @@ pub struct ApiState {
     pub tracker: Arc<LivenessTracker>,
     /// The fence's access-log intake; `None` when it is not running.
     pub fence: Option<Arc<fence::FenceIo>>,
+    /// The snapshot directory (for states at past positions), when snapshots are kept.
+    pub snapshots: Option<std::path::PathBuf>,
 }
 
 /// Register every route on an actix-web app.
@@ -112,6 +115,11 @@ pub fn configure(state: web::Data<ApiState>) -> impl FnOnce(&mut web::ServiceCon
                         web::resource("/api/v1/accesslog")
                             .get(fence::accesslog_stats)
                             .post(fence::post_accesslog)
+                            .default_service(web::to(method_not_allowed)),
+                    )
+                    .service(
+                        web::resource("/api/v1/rollback")
+                            .post(rollback::rollback)
                             .default_service(web::to(method_not_allowed)),
                     )
                     .service(

@@ -6,6 +6,8 @@ use std::collections::HashMap;
 use std::sync::RwLock;
 
 use actors::Meta;
+
+use crate::host::Observer;
 use events::schema::ResourceKey;
 use events::Event;
 use serde_json::Value;
@@ -39,7 +41,7 @@ impl Attribution {
     }
 
     /// Follow one delivered event.
-    pub fn observe(&self, event: &Event, _meta: &Meta) {
+    fn follow(&self, event: &Event) {
         match event {
             Event::ResourceApplied(e) if e.key.kind == "Endpoints" => {
                 let body: Value = serde_json::from_str(&e.body).unwrap_or(Value::Null);
@@ -48,6 +50,13 @@ impl Attribution {
             Event::ResourceDeleted(e) if e.key.kind == "Endpoints" => self.remove(&e.key),
             _ => {}
         }
+    }
+
+    /// Rebuild from a whole state (a rollback).
+    fn rebuild(&self, resources: &actors::resource::ResourceState) {
+        let fresh = Attribution::from_resources(resources);
+        let table = fresh.table.into_inner().expect("attribution lock");
+        *self.table.write().expect("attribution lock") = table;
     }
 
     fn set(&self, key: &ResourceKey, body: &Value) {
@@ -114,6 +123,16 @@ impl Attribution {
     pub fn with<R>(&self, f: impl FnOnce(&dyn Lookup) -> R) -> R {
         let table = self.table.read().expect("attribution lock");
         f(&*table)
+    }
+}
+
+impl Observer for Attribution {
+    fn observe(&self, event: &Event, _meta: &Meta) {
+        self.follow(event);
+    }
+
+    fn reset(&self, mesh: &actors::Mesh) {
+        self.rebuild(&mesh.resources);
     }
 }
 

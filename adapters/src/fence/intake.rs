@@ -271,6 +271,7 @@ impl Intake {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::host::Observer;
     use events::schema::ResourceApplied;
 
     fn lookup() -> Attribution {

@@ -92,6 +92,29 @@ where
     }
 }
 
+/// Replace the whole state (a rollback): the state as of the rollback's position.
+pub struct Replace<S> {
+    pub state: S,
+    pub position: u64,
+}
+
+impl<S: 'static> Message for Replace<S> {
+    type Result = ();
+}
+
+impl<D> Handler<Replace<D::State>> for ConceptActor<D>
+where
+    D: Decider + 'static,
+    D::State: Unpin + 'static,
+{
+    type Result = ();
+
+    fn handle(&mut self, msg: Replace<D::State>, _: &mut Context<Self>) {
+        self.state = msg.state;
+        self.position = msg.position;
+    }
+}
+
 /// Marks that the actor has seen every event up to the given position (it folds only the
 /// events of its concept, so this is how its position passes the others'); answers with that
 /// position once every earlier message is handled.

@@ -9,13 +9,15 @@ use actors::instance::{InstanceState, Instances};
 use actors::mesh::{meta_of, Concept};
 use actors::resource::{ResourceState, Resources};
 use actors::service::{ServiceState, Services};
+use actors::timeline::{self, Timeline};
 use actors::{Decision, Mesh, MeshCommand, Meta, Outcome, Rejection};
+use events::schema::RolledBack;
 use events::{Event, EventStore, NewEvent, StoreError, StreamAppend, Transaction};
 use tokio::sync::{oneshot, watch};
 use uuid::Uuid;
 
-use super::actor::{ConceptActor, DecideAll, Deliver, Read, Sync};
-use super::fold::fold;
+use super::actor::{ConceptActor, DecideAll, Deliver, Read, Replace, Sync};
+use super::fold::{fold, StoreSource};
 use crate::clock;
 use crate::error::Error;
 use crate::metrics::Metrics;
@@ -36,9 +38,13 @@ pub struct Executed {
 }
 
 /// Sees every durable event, in log order, as it is delivered to the actors: for adapters that
-/// keep an in-memory index in step with the log (the liveness monitor). Runs on the delivery
-/// task, so it must be quick and must not block.
-pub type Observer = Arc<dyn Fn(&Event, &Meta) + Send + std::marker::Sync>;
+/// keep an in-memory index in step with the log (the liveness monitor, caller attribution).
+/// Runs on the delivery task, so it must be quick and must not block.
+pub trait Observer: Send + std::marker::Sync {
+    fn observe(&self, event: &Event, meta: &Meta);
+    /// The whole state was replaced (a rollback): rebuild the index from it.
+    fn reset(&self, mesh: &Mesh);
+}
 
 /// Why a command did not go through.
 #[derive(Debug, thiserror::Error)]
@@ -75,7 +81,9 @@ pub struct Dispatcher {
     services: Addr<ConceptActor<Services>>,
     instances: Addr<ConceptActor<Instances>>,
     fences: Addr<ConceptActor<Fences>>,
-    observers: Arc<[Observer]>,
+    observers: Arc<[Arc<dyn Observer>]>,
+    /// The rollbacks that shaped the delivered state.
+    timeline: Arc<Mutex<Timeline>>,
     delivered: watch::Receiver<u64>,
     failure: Arc<Mutex<Option<String>>>,
     metrics: Arc<Metrics>,
@@ -98,9 +106,10 @@ impl Dispatcher {
         store: Arc<dyn EventStore>,
         metrics: Arc<Metrics>,
         mesh: Mesh,
-        observers: Vec<Observer>,
+        observers: Vec<Arc<dyn Observer>>,
     ) -> Result<Dispatcher, Error> {
         let position = mesh.position;
+        let timeline = Arc::new(Mutex::new(mesh.timeline.clone()));
         tracing::info!(
             position,
             resources = mesh.resources.resources.len(),
@@ -129,6 +138,7 @@ impl Dispatcher {
             instances,
             fences,
             observers: observers.into(),
+            timeline,
             delivered,
             failure,
             metrics,
@@ -161,6 +171,35 @@ impl Dispatcher {
     /// Why delivery stopped, if it did (the daemon is then not ready).
     pub fn failure(&self) -> Option<String> {
         self.failure.lock().expect("failure lock").clone()
+    }
+
+    /// The rollbacks that shaped the delivered state.
+    pub fn timeline(&self) -> Timeline {
+        self.timeline.lock().expect("timeline lock").clone()
+    }
+
+    /// Roll every concept back to its state at position `to`: appends the rollback event and
+    /// answers once the actors hold the restored state. Refused (nothing appended) when `to`
+    /// is not before the end of the log or was undone by an earlier rollback.
+    pub async fn roll_back(&self, to: u64, reason: String) -> Result<Executed, DispatchError> {
+        // Decide against everything appended so far.
+        self.wait_delivered(self.store.head()).await?;
+        let end = self.delivered();
+        let decision =
+            timeline::decide_rollback(&self.timeline(), end, to, reason).map_err(|rejection| {
+                DispatchError::Rejected {
+                    index: 0,
+                    rejection,
+                }
+            })?;
+        let txn = transaction(std::slice::from_ref(&decision), clock::now_ms())?;
+        let (tx, rx) = oneshot::channel();
+        self.store.submit(txn, Box::new(move |r| drop(tx.send(r))));
+        let appended = rx
+            .await
+            .map_err(|_| DispatchError::Stopped("the log writer dropped an append".into()))??;
+        self.wait_delivered(appended.last_position).await?;
+        Ok(self.finish(&[decision], appended.first_position).remove(0))
     }
 
     /// Execute one command.
@@ -249,6 +288,7 @@ impl Dispatcher {
                     services,
                     instances,
                     fences,
+                    timeline: self.timeline(),
                 });
             }
         }
@@ -423,10 +463,15 @@ impl Dispatcher {
                 continue;
             };
             for envelope in &batch {
-                let event = Arc::new(envelope.decode()?);
+                let event = envelope.decode()?;
                 let meta = meta_of(envelope);
-                for observe in self.observers.iter() {
-                    observe(&event, &meta);
+                if let Event::RolledBack(r) = &event {
+                    self.deliver_rollback(r.clone(), meta).await?;
+                    continue;
+                }
+                let event = Arc::new(event);
+                for observer in self.observers.iter() {
+                    observer.observe(&event, &meta);
                 }
                 for concept in Concept::of(&event) {
                     let message = Deliver {
@@ -458,6 +503,46 @@ impl Dispatcher {
                 return Ok(());
             }
         }
+    }
+}
+
+impl Dispatcher {
+    /// A rollback event: rebuild the state it names from the log, and hand it to every actor
+    /// and observer. Mailboxes are FIFO, so the events delivered before it are folded first.
+    async fn deliver_rollback(&self, r: RolledBack, meta: Meta) -> Result<(), Error> {
+        let store = self.store.clone();
+        let mesh = tokio::task::spawn_blocking(move || {
+            timeline::roll_back(&mut StoreSource::new(store.as_ref(), None), &r, &meta)
+        })
+        .await
+        .map_err(|e| Error::Host(format!("rollback task failed: {e}")))??;
+        tracing::info!(
+            at = meta.position,
+            to = mesh.timeline.rollbacks.last().map(|r| r.to),
+            "rolled back"
+        );
+        for observer in self.observers.iter() {
+            observer.reset(&mesh);
+        }
+        *self.timeline.lock().expect("timeline lock") = mesh.timeline.clone();
+        let position = mesh.position;
+        self.resources.do_send(Replace {
+            state: mesh.resources,
+            position,
+        });
+        self.services.do_send(Replace {
+            state: mesh.services,
+            position,
+        });
+        self.instances.do_send(Replace {
+            state: mesh.instances,
+            position,
+        });
+        self.fences.do_send(Replace {
+            state: mesh.fences,
+            position,
+        });
+        Ok(())
     }
 }
 

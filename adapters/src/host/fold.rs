@@ -5,7 +5,10 @@
 
 use std::sync::mpsc;
 
+use std::path::Path;
+
 use actors::mesh::meta_of;
+use actors::timeline::{self, EventSource};
 use actors::{Mesh, Meta};
 use events::{Event, EventStore, StoreError};
 
@@ -45,11 +48,64 @@ pub fn fold_onto(store: &dyn EventStore, mesh: Mesh, to: Option<u64>) -> Result<
         let mut mesh = mesh;
         for batch in rx {
             for (event, meta) in batch? {
-                mesh.evolve(event, &meta);
+                mesh = match event {
+                    // Rare: rebuild the state it names by reading the log again.
+                    Event::RolledBack(r) => {
+                        let mut source = StoreSource::new(store, None);
+                        timeline::roll_back(&mut source, &r, &meta)?
+                    }
+                    event => {
+                        mesh.evolve(event, &meta);
+                        mesh
+                    }
+                };
             }
         }
         Ok(mesh)
     })
+}
+
+/// The log (and, when given, its snapshot directory) as the timeline's event source.
+pub struct StoreSource<'a> {
+    store: &'a dyn EventStore,
+    snapshots: Option<&'a Path>,
+}
+
+impl<'a> StoreSource<'a> {
+    pub fn new(store: &'a dyn EventStore, snapshots: Option<&'a Path>) -> Self {
+        StoreSource { store, snapshots }
+    }
+}
+
+impl EventSource for StoreSource<'_> {
+    type Error = StoreError;
+
+    fn read(&mut self, from: u64, to: u64) -> Result<Vec<(Event, Meta)>, StoreError> {
+        let end = to.min(self.store.head());
+        if from > end {
+            return Ok(Vec::new());
+        }
+        read_decoded(
+            self.store,
+            from,
+            (end - from + 1).min(BATCH as u64) as usize,
+        )
+    }
+
+    fn base_at_or_before(&mut self, position: u64) -> Option<Mesh> {
+        let dir = self.snapshots?;
+        crate::snapshot::load_at_or_before(dir, self.store, position)
+    }
+}
+
+/// The state as of `position`, from the newest snapshot at or before it (when `snapshots` is
+/// given) plus the log, honouring rollbacks.
+pub fn state_at(
+    store: &dyn EventStore,
+    snapshots: Option<&Path>,
+    position: u64,
+) -> Result<Mesh, StoreError> {
+    timeline::state_at(&mut StoreSource::new(store, snapshots), position)
 }
 
 fn read_decoded(

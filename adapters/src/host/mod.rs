@@ -9,6 +9,6 @@ mod actor;
 mod dispatcher;
 mod fold;
 
-pub use actor::{ConceptActor, DecideAll, Deliver, Read, Sync};
+pub use actor::{ConceptActor, DecideAll, Deliver, Read, Replace, Sync};
 pub use dispatcher::{DispatchError, Dispatcher, Executed, Observer};
-pub use fold::{fold, fold_onto};
+pub use fold::{fold, fold_onto, state_at, StoreSource};

@@ -10,6 +10,7 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
+use crate::host::Observer;
 use actors::instance::liveness::{judge, Limits, Seen, Verdict};
 use actors::instance::{InstanceCommand, InstanceState};
 use actors::Meta;
@@ -34,6 +35,16 @@ struct Table {
 /// Heartbeats of every registered instance, in memory.
 pub struct LivenessTracker {
     table: Mutex<Table>,
+}
+
+impl Observer for LivenessTracker {
+    fn observe(&self, event: &Event, meta: &Meta) {
+        self.follow(event, meta);
+    }
+
+    fn reset(&self, mesh: &actors::Mesh) {
+        self.rebuild(&mesh.instances, crate::clock::now_ms());
+    }
 }
 
 /// What a heartbeat found.
@@ -132,8 +143,28 @@ impl LivenessTracker {
         self.len() == 0
     }
 
+    /// After a rollback: the table for the restored instances, keeping the heartbeats already
+    /// received from those still registered (a rollback does not silence a live sidecar).
+    pub fn rebuild(&self, state: &InstanceState, now_ms: i64) {
+        let mut fresh = LivenessTracker::new(state, now_ms)
+            .table
+            .into_inner()
+            .unwrap_or_else(|e| e.into_inner());
+        let mut table = self.table();
+        for (key, tracked) in fresh.entries.iter_mut() {
+            if let Some(old) = table.entries.get(key) {
+                if old.seen.heartbeat_seen
+                    && old.seen.last_heartbeat_ms >= tracked.seen.last_heartbeat_ms
+                {
+                    tracked.seen = old.seen;
+                }
+            }
+        }
+        *table = fresh;
+    }
+
     /// Follow the log (called for every delivered event, in order).
-    pub fn observe(&self, event: &Event, _meta: &Meta) {
+    pub fn follow(&self, event: &Event, _meta: &Meta) {
         let mut table = self.table();
         match event {
             Event::InstanceRegistered(e) => {

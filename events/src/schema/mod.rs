@@ -10,6 +10,7 @@
 
 pub mod fence;
 pub mod instance;
+pub mod mesh;
 pub mod resource;
 pub mod service;
 
@@ -25,6 +26,7 @@ pub use instance::{
     InstanceBroughtOnline, InstanceDeregistered, InstanceExpired, InstanceKey,
     InstanceOutOfService, InstanceRecovered, InstanceRegistered, InstanceTakenOffline, Silence,
 };
+pub use mesh::{RolledBack, ROLLBACK_STREAM};
 pub use resource::{ResourceApplied, ResourceDeleted, ResourceKey};
 pub use service::{
     MeshControllerApplied, ServiceApplied, ServiceDeleted, TenantApplied, TenantDeleted,
@@ -155,6 +157,7 @@ stored_events! {
     DependencyIdle(DependencyIdle) = (fence::DEPENDENCY_IDLE, 1),
     DependencyForgotten(DependencyForgotten) = (fence::DEPENDENCY_FORGOTTEN, 1),
     HostDeadlinePassed(HostDeadlinePassed) = (fence::HOST_DEADLINE_PASSED, 1),
+    RolledBack(RolledBack) = (mesh::ROLLED_BACK, 1),
 }
 
 impl Event {
@@ -180,6 +183,7 @@ impl Event {
             Event::DependencyIdle(e) => e.fence.stream(),
             Event::DependencyForgotten(e) => e.fence.stream(),
             Event::HostDeadlinePassed(e) => e.fence.stream(),
+            Event::RolledBack(_) => ROLLBACK_STREAM.to_string(),
         }
     }
 
@@ -199,6 +203,7 @@ impl Event {
         samples.extend(service::samples());
         samples.extend(instance::samples());
         samples.extend(fence::samples());
+        samples.extend(mesh::samples());
         samples
     }
 
