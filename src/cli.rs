@@ -206,6 +206,10 @@ pub struct GetArgs {
     #[arg(short = 'A', long, conflicts_with = "name")]
     pub all_namespaces: bool,
 
+    /// Answer from the state at this past log position (Kubernetes kinds).
+    #[arg(long, value_name = "POS")]
+    pub at: Option<u64>,
+
     /// Output format.
     #[arg(short = 'o', long, value_enum, default_value_t = OutputFormat::Table)]
     pub output: OutputFormat,

@@ -116,3 +116,54 @@ fn rollback_restores_state_and_survives_a_restart() {
     let svc = sandbox.run(&["get", "svc", "web", "-n", "shop", "--server", &daemon.url]);
     svc.fails();
 }
+
+#[test]
+fn get_at_answers_from_a_past_position() {
+    let sandbox = Sandbox::new();
+    let (data, manifests) = (sandbox.path("data"), sandbox.path("manifests"));
+    let daemon = Daemon::start(&sandbox, &data, &manifests);
+    let url = daemon.url.as_str();
+    apply(&sandbox, url, "v1.yaml", &configmap("1")); // 1
+    apply(&sandbox, url, "v2.yaml", &configmap("2")); // 2
+    apply(&sandbox, url, "svc.yaml", SERVICE); // 3
+    let at = |pos: &str| {
+        sandbox
+            .run(&[
+                "get", "cm", "web", "-n", "shop", "--at", pos, "-o", "json", "--server", url,
+            ])
+            .json()["data"]["value"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(at("1"), "1");
+    assert_eq!(at("2"), "2");
+    assert_eq!(value(&sandbox, url), "2", "the present is untouched");
+    let listed = sandbox.run(&["get", "svc", "-n", "shop", "--at", "2", "--server", url]);
+    listed.ok();
+    let svc_then = sandbox.run(&[
+        "get", "svc", "web", "-n", "shop", "--at", "2", "--server", url,
+    ]);
+    assert!(
+        svc_then.fails().contains("not found"),
+        "the Service came later"
+    );
+    let svc_now = sandbox.run(&[
+        "get", "svc", "web", "-n", "shop", "--at", "3", "--server", url,
+    ]);
+    svc_now.ok();
+    let past_end = sandbox.run(&["get", "cm", "-n", "shop", "--at", "99", "--server", url]);
+    assert!(past_end
+        .fails()
+        .contains("position 99 is not in the log (1..=3)"));
+    // Writes act on the present only.
+    let (code, body) = support::raw_request(
+        daemon.port,
+        "DELETE",
+        "/api/v1/resources/cm/web?namespace=shop&at=1",
+        &[],
+        Vec::new(),
+    );
+    assert_eq!(code, 400, "{body}");
+    assert_eq!(value(&sandbox, url), "2");
+}

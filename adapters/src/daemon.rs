@@ -187,6 +187,7 @@ async fn serve(
         tracker,
         fence: Some(fence_io),
         snapshots: Some(snapshots.clone()),
+        past: Default::default(),
     });
     let server = HttpServer::new(move || App::new().configure(api::configure(state.clone())))
         .workers(2)

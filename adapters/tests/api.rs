@@ -28,6 +28,7 @@ fn fixture(token: Option<&str>, max_body_bytes: usize) -> Fixture {
         tracker: host.tracker,
         fence: None,
         snapshots: None,
+        past: Default::default(),
     });
     Fixture { store, state }
 }

@@ -31,6 +31,7 @@ fn fixture() -> Fixture {
         tracker: host.tracker,
         fence: None,
         snapshots: None,
+        past: Default::default(),
     });
     Fixture { store, state }
 }

@@ -43,6 +43,11 @@ pub fn objects_of(answer: Value, named: bool) -> Vec<Value> {
 pub fn run(args: GetArgs) -> Result<()> {
     let client = Client::new(config::resolve(&args.client)?);
     if let Some(kind) = RegistryKind::find(&args.kind) {
+        if args.at.is_some() && (kind != RegistryKind::ServiceInstances || args.name.is_some()) {
+            anyhow::bail!(
+                "--at lists Kubernetes kinds and serviceinstances; for other registry kinds at a past position use `meshplane replay --to POS` or `meshplane history`"
+            );
+        }
         if args.namespace.is_some() || args.all_namespaces {
             anyhow::bail!("{}", registry::not_namespaced(&args.kind));
         }
@@ -52,9 +57,11 @@ pub fn run(args: GetArgs) -> Result<()> {
         anyhow::bail!("--service, --tenant, --label and --status filter serviceinstances only");
     }
     let namespace = namespace_for(&args.kind, args.namespace.as_deref(), args.all_namespaces);
+    let at = args.at.map(|p| p.to_string());
     let query: Vec<(&str, &str)> = namespace
         .iter()
         .map(|ns| ("namespace", ns.as_str()))
+        .chain(at.iter().map(|p| ("at", p.as_str())))
         .collect();
     let answer = client.get(&resource_path(&args.kind, args.name.as_deref()), &query)?;
     if args.output != OutputFormat::Table {

@@ -111,7 +111,10 @@ pub fn get(client: &Client, kind: RegistryKind, args: &GetArgs) -> Result<()> {
         path.push('/');
         path.push_str(name);
     }
-    let query = instance_query(&args.filter)?;
+    let mut query = instance_query(&args.filter)?;
+    if let Some(at) = args.at {
+        query.push(("at", at.to_string()));
+    }
     let query: Vec<(&str, &str)> = query.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let answer = if kind == RegistryKind::ServiceInstances && args.name.is_none() {
         all_pages(client, &path, &query)?

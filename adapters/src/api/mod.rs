@@ -40,6 +40,42 @@ pub struct ApiState {
     pub fence: Option<Arc<fence::FenceIo>>,
     /// The snapshot directory (for states at past positions), when snapshots are kept.
     pub snapshots: Option<std::path::PathBuf>,
+    /// The last state folded for a past position (`?at=`): a paged listing asks for the same
+    /// position several times.
+    pub past: PastState,
+}
+
+/// See [`ApiState::past`].
+pub type PastState = std::sync::Mutex<Option<Arc<actors::Mesh>>>;
+
+impl ApiState {
+    /// The state as of a past log position (`?at=POS`), folded from the log (and the newest
+    /// snapshot before it).
+    pub async fn past(&self, at: u64) -> Result<Arc<actors::Mesh>, ApiError> {
+        let store = self.dispatcher.store().clone();
+        let head = store.head();
+        if at == 0 || at > head {
+            return Err(ApiError::invalid(
+                "at",
+                format!("position {at} is not in the log (1..={head})"),
+            ));
+        }
+        if let Some(mesh) = self.past.lock().expect("past-state cache").as_ref() {
+            if mesh.position == at {
+                return Ok(mesh.clone());
+            }
+        }
+        let snapshots = self.snapshots.clone();
+        let mesh = tokio::task::spawn_blocking(move || {
+            crate::host::state_at(store.as_ref(), snapshots.as_deref(), at)
+        })
+        .await
+        .map_err(|e| ApiError::internal(format!("past-state task failed: {e}")))?
+        .map_err(|e| ApiError::internal(format!("reading the log: {e}")))?;
+        let mesh = Arc::new(mesh);
+        *self.past.lock().expect("past-state cache") = Some(mesh.clone());
+        Ok(mesh)
+    }
 }
 
 /// Register every route on an actix-web app.

@@ -223,14 +223,21 @@ pub async fn get_instance(
     respond(&req, StatusCode::OK, &view)
 }
 
-/// The filters and page of a listing, from a query string that may repeat `label`.
-fn filter_of(req: &HttpRequest) -> Result<(InstanceFilter, Option<usize>), ApiError> {
+/// The filters, page and past position (`at`) of a listing, from a query string that may
+/// repeat `label`.
+fn filter_of(req: &HttpRequest) -> Result<(InstanceFilter, Option<usize>, Option<u64>), ApiError> {
     let pairs: Vec<(String, String)> = serde_urlencoded::from_str(req.query_string())
         .map_err(|e| ApiError::invalid("(query)", e.to_string()))?;
     let mut filter = InstanceFilter::default();
     let mut limit = None;
+    let mut at = None;
     for (key, value) in pairs {
         match key.as_str() {
+            "at" => {
+                at = Some(value.parse::<u64>().map_err(|_| {
+                    ApiError::invalid("at", format!("`{value}` is not a log position"))
+                })?)
+            }
             "limit" => {
                 limit = Some(
                     value
@@ -273,12 +280,12 @@ fn filter_of(req: &HttpRequest) -> Result<(InstanceFilter, Option<usize>), ApiEr
             other => {
                 return Err(ApiError::invalid(
                     other,
-                    "unknown query parameter (service, tenant, label, status, limit, continue)",
+                    "unknown query parameter (service, tenant, label, status, limit, continue, at)",
                 ))
             }
         }
     }
-    Ok((filter, limit))
+    Ok((filter, limit, at))
 }
 
 /// `GET /api/v1/registry/instances?service=&tenant=&label=k=v&status=&limit=&continue=`.
@@ -288,44 +295,55 @@ pub async fn list_instances(
     req: HttpRequest,
     state: web::Data<ApiState>,
 ) -> Result<HttpResponse, ApiError> {
-    let (filter, limit) = filter_of(&req)?;
-    let tracker = state.tracker.clone();
+    let (filter, limit, at) = filter_of(&req)?;
     let yaml = wants_yaml(&req);
-    let body = state
-        .dispatcher
-        .read_instances(move |s, position| {
-            let mut items: Vec<_> = match limit {
-                Some(n) => s.query(&filter).take(n + 1).collect(),
-                None => s.query(&filter).collect(),
-            };
-            let next = match limit {
-                Some(n) if items.len() > n => {
-                    items.truncate(n);
-                    items.last().map(|(k, _)| k.to_string())
-                }
-                _ => None,
-            };
-            let list = InstanceList {
-                kind: "ServiceInstanceList",
-                resource_version: position.to_string(),
-                next,
-                items: Page {
-                    state: s,
-                    tracker: &tracker,
-                    items,
-                },
-            };
-            if yaml {
-                serde_norway::to_string(&list)
-                    .map(String::into_bytes)
-                    .map_err(|e| e.to_string())
-            } else {
-                serde_json::to_vec(&list).map_err(|e| e.to_string())
+    let render = move |s: &InstanceState, position: u64, tracker: &LivenessTracker| {
+        let mut items: Vec<_> = match limit {
+            Some(n) => s.query(&filter).take(n + 1).collect(),
+            None => s.query(&filter).collect(),
+        };
+        let next = match limit {
+            Some(n) if items.len() > n => {
+                items.truncate(n);
+                items.last().map(|(k, _)| k.to_string())
             }
-        })
-        .await
-        .map_err(|e| ApiError::dispatch(e, false))?
-        .map_err(|e| ApiError::internal(format!("cannot render the instance list: {e}")))?;
+            _ => None,
+        };
+        let list = InstanceList {
+            kind: "ServiceInstanceList",
+            resource_version: position.to_string(),
+            next,
+            items: Page {
+                state: s,
+                tracker,
+                items,
+            },
+        };
+        if yaml {
+            serde_norway::to_string(&list)
+                .map(String::into_bytes)
+                .map_err(|e| e.to_string())
+        } else {
+            serde_json::to_vec(&list).map_err(|e| e.to_string())
+        }
+    };
+    let body = match at {
+        None => {
+            let tracker = state.tracker.clone();
+            state
+                .dispatcher
+                .read_instances(move |s, position| render(s, position, &tracker))
+                .await
+                .map_err(|e| ApiError::dispatch(e, false))?
+        }
+        Some(at) => {
+            // At a past position the heartbeats are what the log recorded.
+            let mesh = state.past(at).await?;
+            let tracker = LivenessTracker::new(&mesh.instances, 0);
+            render(&mesh.instances, mesh.position, &tracker)
+        }
+    }
+    .map_err(|e| ApiError::internal(format!("cannot render the instance list: {e}")))?;
     let content_type = if yaml {
         "application/yaml"
     } else {

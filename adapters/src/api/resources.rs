@@ -21,6 +21,40 @@ use crate::host::{DispatchError, Executed};
 #[derive(Deserialize)]
 pub struct NamespaceQuery {
     namespace: Option<String>,
+    /// Answer from the state at this past log position (reads only).
+    at: Option<u64>,
+}
+
+impl NamespaceQuery {
+    /// Writes act on the present: `at` is refused.
+    fn present(self) -> Result<Option<String>, ApiError> {
+        match self.at {
+            Some(_) => Err(ApiError::invalid(
+                "at",
+                "only reads can look at a past position",
+            )),
+            None => Ok(self.namespace),
+        }
+    }
+}
+
+/// Run `query` on the resources as of `at` (a past position), or on the live state.
+async fn read_resources_at<R: Send + 'static>(
+    state: &ApiState,
+    at: Option<u64>,
+    query: impl FnOnce(&actors::resource::ResourceState, u64) -> R + Send + 'static,
+) -> Result<R, ApiError> {
+    match at {
+        None => state
+            .dispatcher
+            .read_resources(query)
+            .await
+            .map_err(|e| ApiError::dispatch(e, false)),
+        Some(at) => {
+            let mesh = state.past(at).await?;
+            Ok(query(&mesh.resources, mesh.position))
+        }
+    }
 }
 
 /// One line of an apply or delete answer.
@@ -218,7 +252,7 @@ pub async fn put(
     state.auth.check(&req)?;
     let (kind_name, name) = path.into_inner();
     let spec = kind(&kind_name)?;
-    let key = key_of(spec, &name, query.into_inner().namespace)?;
+    let key = key_of(spec, &name, query.into_inner().present()?)?;
     let body = read_limited(&req, payload, state.max_body_bytes).await?;
     let mut docs = documents(&req, &body)?;
     if docs.len() != 1 {
@@ -253,13 +287,13 @@ pub async fn get(
     state: web::Data<ApiState>,
 ) -> Result<HttpResponse, ApiError> {
     let (kind_name, name) = path.into_inner();
-    let key = key_of(kind(&kind_name)?, &name, query.into_inner().namespace)?;
+    let query = query.into_inner();
+    let key = key_of(kind(&kind_name)?, &name, query.namespace)?;
     let lookup = key.clone();
-    let found = state
-        .dispatcher
-        .read_resources(move |s, _| s.get(&lookup).map(|r| render(&lookup, r)))
-        .await
-        .map_err(|e| ApiError::dispatch(e, false))?;
+    let found = read_resources_at(&state, query.at, move |s, _| {
+        s.get(&lookup).map(|r| render(&lookup, r))
+    })
+    .await?;
     match found {
         Some(object) => respond(&req, StatusCode::OK, &object),
         None => Err(ApiError::not_found(format!("{key} not found"))),
@@ -273,19 +307,17 @@ pub async fn list(
     state: web::Data<ApiState>,
 ) -> Result<HttpResponse, ApiError> {
     let spec = kind(&path.into_inner())?;
-    let namespace = query.into_inner().namespace;
+    let query = query.into_inner();
+    let namespace = query.namespace;
     let kind_name = spec.kind;
-    let (items, position) = state
-        .dispatcher
-        .read_resources(move |s, position| {
-            let items: Vec<Value> = s
-                .list(kind_name, namespace.as_deref())
-                .map(|(k, r)| render(k, r))
-                .collect();
-            (items, position)
-        })
-        .await
-        .map_err(|e| ApiError::dispatch(e, false))?;
+    let (items, position) = read_resources_at(&state, query.at, move |s, position| {
+        let items: Vec<Value> = s
+            .list(kind_name, namespace.as_deref())
+            .map(|(k, r)| render(k, r))
+            .collect();
+        (items, position)
+    })
+    .await?;
     respond(
         &req,
         StatusCode::OK,
@@ -301,7 +333,7 @@ pub async fn delete(
 ) -> Result<HttpResponse, ApiError> {
     state.auth.check(&req)?;
     let (kind_name, name) = path.into_inner();
-    let key = key_of(kind(&kind_name)?, &name, query.into_inner().namespace)?;
+    let key = key_of(kind(&kind_name)?, &name, query.into_inner().present()?)?;
     let executed = state
         .dispatcher
         .execute(MeshCommand::Resource(ResourceCommand::Delete(key.clone())))
