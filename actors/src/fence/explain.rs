@@ -5,7 +5,7 @@ use events::schema::FenceKey;
 use serde::Serialize;
 
 use super::cluster::ObjectKey;
-use super::domains::{DomainSource, DomainStatus};
+use super::domains::DomainSource;
 use super::{FenceState, Origin};
 
 /// One reason for an egress host.
@@ -98,37 +98,18 @@ pub fn explain(state: &FenceState, key: &FenceKey) -> Option<Vec<EgressHost>> {
             if !(is_key || is_name || via_vs.is_some()) {
                 continue;
             }
+            let source = source_reason(state, key, &domain.source, fence_position);
             if is_key || is_name {
                 if let Some(of) = &domain.alias_of {
                     reasons.push(Reason::Alias { of: of.clone() });
                 }
-                reasons.push(source_reason(
-                    state,
-                    key,
-                    &domain.source,
-                    domain.status,
-                    fence_position,
-                ));
-            }
-            if let Some(dest) = via_vs {
-                for vs in state
-                    .cluster
-                    .destinations(name)
-                    .get(dest)
-                    .into_iter()
-                    .flatten()
-                {
+                reasons.push(source);
+            } else if let Some(dest) = via_vs {
+                let routes = state.cluster.destinations(name);
+                for vs in routes.get(dest).into_iter().flatten() {
                     reasons.push(vs_reason(state, name, vs));
                 }
-                if !is_name {
-                    reasons.push(source_reason(
-                        state,
-                        key,
-                        &domain.source,
-                        domain.status,
-                        fence_position,
-                    ));
-                }
+                reasons.push(source);
             }
         }
         reasons.dedup();
@@ -141,7 +122,6 @@ fn source_reason(
     state: &FenceState,
     key: &FenceKey,
     source: &DomainSource,
-    _status: DomainStatus,
     fence_position: u64,
 ) -> Reason {
     match source {
