@@ -136,6 +136,11 @@ pub struct RunArgs {
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub snapshot_every: u64,
 
+    /// Keep the newest K snapshots, removing older ones after each new one (0: keep every
+    /// snapshot, so that `replay --to` can start near any position of a long log).
+    #[arg(long, value_name = "K", default_value_t = adapters::snapshot::DEFAULT_KEEP)]
+    pub snapshot_keep: usize,
+
     /// Serve Envoy's Access Log Service (gRPC, `StreamAccessLogs`) here, for the fence to learn
     /// dependencies from the global sidecar's access log (Slime uses port 8082). Off unless
     /// given; any non-loopback address requires --token, presented by Envoy as
@@ -358,8 +363,39 @@ pub struct ReplayArgs {
     pub to: Option<u64>,
 
     /// Print only the digest lines (the last one is `digest <hex>`).
-    #[arg(long)]
+    #[arg(long, conflicts_with_all = ["desired", "diff_against", "diff_at"])]
     pub digest: bool,
+
+    /// Print the desired objects at the position instead of the report: the Kubernetes objects
+    /// as multi-document YAML, then the etcd keys and values (as YAML comments, so the output
+    /// still applies with kubectl); `-o json` for one JSON document.
+    #[arg(long, conflicts_with_all = ["diff_against", "diff_at"])]
+    pub desired: bool,
+
+    /// Output of --desired.
+    #[arg(short = 'o', long, value_enum, default_value_t = ReplayOutput::Yaml, requires = "desired")]
+    pub output: ReplayOutput,
+
+    /// Compare with another log (a JSON Lines file or a data directory, same --store), folded
+    /// to its end (or to --diff-at): which desired objects and which concepts' states differ.
+    /// Exit code 0 when identical, 1 when they differ, 2 on trouble (like diff).
+    #[arg(long, value_name = "FILE.jsonl|DIR")]
+    pub diff_against: Option<PathBuf>,
+
+    /// Compare with the state at this other position (of the same log, or of --diff-against).
+    #[arg(long, value_name = "POS")]
+    pub diff_at: Option<u64>,
+
+    /// Fold from the start of the log, ignoring the snapshots in DIR/snapshots.
+    #[arg(long)]
+    pub no_snapshots: bool,
+}
+
+/// Output formats of `replay --desired`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ReplayOutput {
+    Yaml,
+    Json,
 }
 
 #[derive(Debug, Args)]

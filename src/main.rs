@@ -7,6 +7,7 @@ mod cli;
 mod client;
 mod commands;
 mod config;
+mod diff;
 mod documents;
 mod logging;
 mod output;

@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
+use std::path::Path;
 
 use actors::mesh::meta_of;
 use actors::timeline::{self, EventSource};
@@ -29,10 +30,61 @@ impl EventSource for EnvelopeSource<'_> {
     }
 }
 
+/// Wraps an event source to report progress: the highest position read so far (and the
+/// position of the snapshot the fold starts from), and which snapshot that was.
+pub struct Watched<'f, S> {
+    inner: S,
+    on_position: &'f mut dyn FnMut(u64),
+    furthest: u64,
+    /// The position of the first base (snapshot) the fold started from, if any.
+    pub base: Option<u64>,
+}
+
+impl<'f, S> Watched<'f, S> {
+    pub fn new(inner: S, on_position: &'f mut dyn FnMut(u64)) -> Self {
+        Watched {
+            inner,
+            on_position,
+            furthest: 0,
+            base: None,
+        }
+    }
+
+    fn saw(&mut self, position: u64) {
+        if position > self.furthest {
+            self.furthest = position;
+            (self.on_position)(position);
+        }
+    }
+}
+
+impl<S: EventSource> EventSource for Watched<'_, S> {
+    type Error = S::Error;
+
+    fn read(&mut self, from: u64, to: u64) -> Result<Vec<(Event, Meta)>, S::Error> {
+        let batch = self.inner.read(from, to)?;
+        if let Some((_, meta)) = batch.last() {
+            self.saw(meta.position);
+        }
+        Ok(batch)
+    }
+
+    fn base_at_or_before(&mut self, position: u64) -> Option<Mesh> {
+        let base = self.inner.base_at_or_before(position)?;
+        if self.base.is_none() {
+            self.base = Some(base.position);
+        }
+        self.saw(base.position);
+        Some(base)
+    }
+}
+
 /// The result of a replay.
 pub struct Replay {
     pub events: u64,
     pub mesh: Mesh,
+    /// The position of the snapshot the fold started from (none: from the start of the log).
+    pub snapshot: Option<u64>,
 }
 
 impl Replay {
@@ -56,17 +108,30 @@ impl Replay {
         Ok(Replay {
             events: mesh.position,
             mesh,
+            snapshot: None,
         })
     }
 
-    /// Fold the durable events of a store into a fresh mesh, up to position `to` inclusive
-    /// (all of them when `None`), honouring rollbacks.
-    pub fn from_store(store: &dyn EventStore, to: Option<u64>) -> Result<Self, StoreError> {
+    /// Fold the durable events of a store up to position `to` inclusive (all of them when
+    /// `None`), honouring rollbacks: from the newest valid snapshot at or before it in
+    /// `snapshots` when given, else from the start. `on_position` hears the furthest position
+    /// read so far (for a progress bar).
+    pub fn from_store(
+        store: &dyn EventStore,
+        snapshots: Option<&Path>,
+        to: Option<u64>,
+        on_position: &mut dyn FnMut(u64),
+    ) -> Result<Self, StoreError> {
         let end = to.unwrap_or(u64::MAX).min(store.head());
-        let mesh = adapters::host::state_at(store, None, end)?;
+        let mut source = Watched::new(
+            adapters::host::StoreSource::new(store, snapshots),
+            on_position,
+        );
+        let mesh = timeline::state_at(&mut source, end)?;
         Ok(Replay {
             events: mesh.position,
             mesh,
+            snapshot: source.base,
         })
     }
 
@@ -87,6 +152,9 @@ impl Replay {
     pub fn report(&self, source: &str) -> String {
         let mut out = String::new();
         let _ = writeln!(out, "source {source}");
+        if let Some(at) = self.snapshot {
+            let _ = writeln!(out, "started from the snapshot at position {at}");
+        }
         let _ = writeln!(out, "events folded {}", self.events);
         let counts = self.resources_per_kind();
         let _ = writeln!(out, "resources {}", counts.values().sum::<usize>());
@@ -200,10 +268,10 @@ mod tests {
     fn store_and_envelopes_fold_alike() {
         let store = events::Log::open(events::backend::memory::MemoryBackend::default()).unwrap();
         events::jsonl::import(&store, log()).unwrap();
-        let from_store = Replay::from_store(&store, None).unwrap();
+        let from_store = Replay::from_store(&store, None, None, &mut |_| {}).unwrap();
         assert_eq!(from_store.events, 4);
         // Up to a position: the same state as the prefix of the log.
-        let to_three = Replay::from_store(&store, Some(3)).unwrap();
+        let to_three = Replay::from_store(&store, None, Some(3), &mut |_| {}).unwrap();
         assert_eq!(to_three.mesh.position, 3);
         assert_eq!(
             to_three.digest(),
@@ -213,7 +281,12 @@ mod tests {
             Replay::from_envelopes(&log(), Some(3)).unwrap().digest(),
             to_three.digest()
         );
-        assert_eq!(Replay::from_store(&store, Some(0)).unwrap().events, 0);
+        assert_eq!(
+            Replay::from_store(&store, None, Some(0), &mut |_| {})
+                .unwrap()
+                .events,
+            0
+        );
         assert_eq!(
             from_store.digest(),
             Replay::from_envelopes(&log(), None).unwrap().digest()

@@ -50,6 +50,9 @@ pub struct DaemonConfig {
     pub etcd: Vec<String>,
     /// Write a snapshot of the state every this many events (0: never).
     pub snapshot_every: u64,
+    /// Snapshots kept: older ones are removed after each new one (0: keep all, for time travel
+    /// with `replay --to`).
+    pub snapshot_keep: usize,
     /// Where to serve Envoy's Access Log Service (gRPC) for the fence; none: not served.
     pub als_listen: Option<SocketAddr>,
 }
@@ -130,6 +133,7 @@ async fn serve(
             dispatcher.clone(),
             snapshots.clone(),
             config.snapshot_every,
+            config.snapshot_keep,
         ))
     });
     let monitor = actix_rt::spawn(run_monitor(
@@ -284,7 +288,7 @@ pub fn start_host(
 
 /// Write a snapshot whenever delivery has moved `every` events past the last one. A failed
 /// snapshot is only logged: snapshots are a cache, the log stays the truth.
-async fn snapshot_forever(dispatcher: Dispatcher, dir: PathBuf, every: u64) {
+async fn snapshot_forever(dispatcher: Dispatcher, dir: PathBuf, every: u64, keep: usize) {
     let mut delivered = dispatcher.watch_delivered();
     let mut last = *delivered.borrow_and_update();
     loop {
@@ -310,7 +314,7 @@ async fn snapshot_forever(dispatcher: Dispatcher, dir: PathBuf, every: u64) {
                 .first()
                 .map(|e| e.event_id)
                 .ok_or_else(|| Error::Snapshot(format!("no event at {}", mesh.position)))?;
-            snapshot::write(&dir, &mesh, id)
+            snapshot::write(&dir, &mesh, id, keep)
         })
         .await;
         match written {

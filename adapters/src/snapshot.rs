@@ -25,8 +25,8 @@ const MAGIC: &[u8; 8] = b"MPSNAP\0\0";
 /// Bumped whenever a state type changes shape: older snapshots are then ignored, not misread.
 pub const FORMAT: u32 = 2;
 const HEADER: usize = 8 + 4 + 8 + 16 + 4 + 8;
-/// Snapshots kept; older ones are removed after a new one is written.
-const KEEP: usize = 2;
+/// Snapshots the daemon keeps by default; older ones are removed after a new one is written.
+pub const DEFAULT_KEEP: usize = 2;
 
 /// Where snapshots live under a data directory.
 pub fn dir(data_dir: &Path) -> PathBuf {
@@ -38,8 +38,9 @@ fn file_name(position: u64) -> String {
 }
 
 /// Write a snapshot of `mesh` (folded up to `mesh.position`, whose event has `event_id`), and
-/// remove all but the newest [`KEEP`].
-pub fn write(dir: &Path, mesh: &Mesh, event_id: Uuid) -> Result<PathBuf, Error> {
+/// remove all but the newest `keep` (0: keep every snapshot, e.g. for time travel with
+/// `replay --to`).
+pub fn write(dir: &Path, mesh: &Mesh, event_id: Uuid, keep: usize) -> Result<PathBuf, Error> {
     fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     let body = postcard::to_stdvec(mesh)
         .map_err(|e| Error::Snapshot(format!("cannot encode the state: {e}")))?;
@@ -58,8 +59,10 @@ pub fn write(dir: &Path, mesh: &Mesh, event_id: Uuid) -> Result<PathBuf, Error> 
         .and_then(|()| file.sync_all())
         .map_err(|e| Error::io(&tmp, e))?;
     fs::rename(&tmp, &path).map_err(|e| Error::io(&path, e))?;
-    for old in list(dir).into_iter().skip(KEEP) {
-        let _ = fs::remove_file(old);
+    if keep > 0 {
+        for old in list(dir).into_iter().skip(keep) {
+            let _ = fs::remove_file(old);
+        }
     }
     Ok(path)
 }
@@ -72,6 +75,11 @@ fn position_of(path: &Path) -> Option<u64> {
         .next()?
         .parse()
         .ok()
+}
+
+/// Positions of the snapshot files in `dir`, newest first (valid or not).
+pub fn positions(dir: &Path) -> Vec<u64> {
+    list(dir).iter().filter_map(|p| position_of(p)).collect()
 }
 
 /// Snapshot files, newest first.
@@ -240,7 +248,7 @@ mod tests {
             let snapshot = fold(&store, Some(at)).unwrap();
             if at > 0 {
                 let id = store.read_from(at, 1).unwrap()[0].event_id;
-                write(dir.path(), &snapshot, id).unwrap();
+                write(dir.path(), &snapshot, id, DEFAULT_KEEP).unwrap();
                 let loaded = load_newest(dir.path(), &store).expect("a valid snapshot");
                 assert_eq!(loaded, snapshot, "seed {seed}");
                 let resumed = fold_onto(&store, loaded, None).unwrap();
@@ -258,7 +266,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mesh = fold(&store, Some(10)).unwrap();
         let id = store.read_from(10, 1).unwrap()[0].event_id;
-        let path = write(dir.path(), &mesh, id).unwrap();
+        let path = write(dir.path(), &mesh, id, DEFAULT_KEEP).unwrap();
         assert!(load_newest(dir.path(), &store).is_some());
         // A flipped bit in the body.
         let mut bytes = fs::read(&path).unwrap();
@@ -267,10 +275,10 @@ mod tests {
         fs::write(&path, &bytes).unwrap();
         assert!(load_newest(dir.path(), &store).is_none());
         // Another log's snapshot (its event at that position differs).
-        write(dir.path(), &mesh, Uuid::from_u128(42)).unwrap();
+        write(dir.path(), &mesh, Uuid::from_u128(42), DEFAULT_KEEP).unwrap();
         assert!(load_newest(dir.path(), &store).is_none());
         // An older format.
-        write(dir.path(), &mesh, id).unwrap();
+        write(dir.path(), &mesh, id, DEFAULT_KEEP).unwrap();
         let mut bytes = fs::read(&path).unwrap();
         bytes[8] = 99;
         fs::write(&path, &bytes).unwrap();
@@ -278,7 +286,32 @@ mod tests {
         // A valid older snapshot is used when the newest is bad.
         let older = fold(&store, Some(5)).unwrap();
         let older_id = store.read_from(5, 1).unwrap()[0].event_id;
-        write(dir.path(), &older, older_id).unwrap();
+        write(dir.path(), &older, older_id, DEFAULT_KEEP).unwrap();
         assert_eq!(load_newest(dir.path(), &store).unwrap().position, 5);
+    }
+
+    #[test]
+    fn keep_bounds_the_snapshots_and_zero_keeps_all() {
+        let store = random_log(3, 60);
+        let snap = |dir: &Path, at: u64, keep: usize| {
+            let mesh = fold(&store, Some(at)).unwrap();
+            let id = store.read_from(at, 1).unwrap()[0].event_id;
+            write(dir, &mesh, id, keep).unwrap();
+        };
+        let dir = tempfile::tempdir().unwrap();
+        for at in [5, 10, 15, 20] {
+            snap(dir.path(), at, 2);
+        }
+        assert_eq!(positions(dir.path()), vec![20, 15]);
+        let all = tempfile::tempdir().unwrap();
+        for at in [5, 10, 15, 20] {
+            snap(all.path(), at, 0);
+        }
+        assert_eq!(positions(all.path()), vec![20, 15, 10, 5]);
+        assert_eq!(
+            load_at_or_before(all.path(), &store, 12).unwrap().position,
+            10
+        );
+        assert!(load_at_or_before(all.path(), &store, 4).is_none());
     }
 }

@@ -16,6 +16,7 @@ pub fn run(args: RunArgs) -> Result<()> {
         store: args.data.store.into(),
         etcd: args.etcd,
         snapshot_every: args.snapshot_every,
+        snapshot_keep: args.snapshot_keep,
         als_listen: args.als_listen,
     };
     config.validate().context("refusing to start")?;
