@@ -256,3 +256,186 @@ fn access_logs_streamed_over_grpc_narrow_the_sidecar() {
         history.ok()
     );
 }
+
+const AUTO_FENCED: &str = "\
+apiVersion: config.netease.com/v1alpha1
+kind: SlimeBoot
+metadata: {name: lazyload, namespace: mesh-operator}
+spec:
+  module:
+  - name: lazyload
+    kind: lazyload
+    enable: true
+    general: {autoFence: true, defaultFence: true}
+    global:
+      misc: {metricSourceType: accesslog}
+---
+apiVersion: v1
+kind: Namespace
+metadata: {name: legacy, labels: {slime.io/serviceFenced: 'false'}}
+---
+apiVersion: v1
+kind: Namespace
+metadata: {name: shop}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: old, namespace: legacy}
+spec: {selector: {app: old}, ports: [{name: http, port: 80}]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: pinned, namespace: legacy, labels: {slime.io/serviceFenced: 'true'}}
+spec: {selector: {app: pinned}, ports: [{name: http, port: 80}]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web, namespace: shop}
+spec: {selector: {app: web}, ports: [{name: http, port: 80}]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: cart, namespace: shop}
+spec: {selector: {app: cart}, ports: [{name: http, port: 80}]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: db, namespace: shop, labels: {slime.io/serviceFenced: 'false'}}
+spec: {selector: {app: db}, ports: [{name: tcp, port: 5432}]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: external, namespace: shop}
+spec: {ports: [{name: http, port: 80}]}
+";
+
+/// The fence files (`servicefence.*`, `sidecar.*`) of a namespace's manifest directory, sorted.
+fn fence_files(manifests: &std::path::Path, namespace: &str) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(manifests.join(namespace))
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| n.starts_with("servicefence.") || n.starts_with("sidecar."))
+        .collect();
+    names.sort();
+    names
+}
+
+fn files_of(fences: &[&str]) -> Vec<String> {
+    let mut names: Vec<String> = fences
+        .iter()
+        .flat_map(|f| {
+            [
+                format!("servicefence.{f}.yaml"),
+                format!("sidecar.{f}.yaml"),
+            ]
+        })
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn auto_fencing_follows_the_labels_and_replays_deterministically() {
+    let sandbox = Sandbox::new();
+    let data = sandbox.path("data");
+    let manifests = sandbox.path("manifests");
+    let mut daemon = Daemon::start(&sandbox, &data, &manifests);
+    let server = ["--server", daemon.url.as_str()];
+    let apply = |name: &str, yaml: &str| {
+        let file = sandbox.write(name, yaml);
+        sandbox
+            .run(&[&["apply", "-f", file.to_str().unwrap()][..], &server].concat())
+            .ok();
+    };
+    apply("cluster.yaml", AUTO_FENCED);
+
+    // defaultFence fences shop's services with a selector, except the one labelled "false";
+    // legacy is labelled "false", so only its service labelled "true" is fenced.
+    let expect = |namespace: &str, fences: &[&str]| {
+        let want = files_of(fences);
+        eventually(
+            Duration::from_secs(10),
+            &format!("fence files {want:?} in {namespace}"),
+            || fence_files(&manifests, namespace) == want,
+        );
+    };
+    expect("shop", &["cart", "web"]);
+    expect("legacy", &["pinned"]);
+    let web = read_yaml(&manifests.join("shop/servicefence.web.yaml")).unwrap();
+    assert_eq!(
+        web["metadata"]["labels"]["app.kubernetes.io/created-by"],
+        "fence-controller"
+    );
+    assert_eq!(web["spec"]["workloadSelector"]["fromService"], true);
+    let sidecar = read_yaml(&manifests.join("shop/sidecar.web.yaml")).unwrap();
+    assert_eq!(
+        sidecar["spec"]["workloadSelector"]["labels"],
+        serde_json::json!({"app": "web"})
+    );
+    assert_eq!(egress(&sidecar), vec!["istio-system/*", "mesh-operator/*"]);
+
+    // Relabel: legacy fenced, shop not; the service labels still win.
+    apply(
+        "relabel.yaml",
+        "\
+apiVersion: v1
+kind: Namespace
+metadata: {name: legacy, labels: {slime.io/serviceFenced: 'true'}}
+---
+apiVersion: v1
+kind: Namespace
+metadata: {name: shop, labels: {slime.io/serviceFenced: 'false'}}
+",
+    );
+    expect("legacy", &["old", "pinned"]);
+    expect("shop", &[]);
+
+    // legacy/old learns a dependency (the caller named explicitly).
+    let line = "{\"source\":\"legacy/old\",\"authority\":\"web.shop.svc.cluster.local:80\"}\n";
+    let (code, body) = raw_request(
+        daemon.port,
+        "POST",
+        "/api/v1/accesslog",
+        &[("content-type", "application/x-ndjson")],
+        line.as_bytes().to_vec(),
+    );
+    assert_eq!(code, 202, "{body}");
+    let old = manifests.join("legacy/sidecar.old.yaml");
+    eventually(Duration::from_secs(10), "web in old's Sidecar", || {
+        read_yaml(&old).is_some_and(|s| {
+            egress(&s)
+                == [
+                    "*/web.shop.svc.cluster.local",
+                    "istio-system/*",
+                    "mesh-operator/*",
+                ]
+        })
+    });
+
+    assert_eq!(
+        daemon.terminate(),
+        Some(0),
+        "graceful shutdown:\n{}",
+        daemon.log_text()
+    );
+    let data_arg = data.to_str().unwrap();
+    let first = sandbox.run(&["replay", "--data", data_arg, "--digest"]);
+    let second = sandbox.run(&["replay", "--data", data_arg, "--digest"]);
+    let digest = first.ok().to_string();
+    assert_eq!(digest, second.ok(), "replay is deterministic");
+    let last = digest.lines().last().unwrap();
+    assert!(
+        last.starts_with("digest ") && last.len() == "digest ".len() + 64,
+        "{digest}"
+    );
+    let report = sandbox.run(&["replay", "--data", data_arg]);
+    let report = report.ok();
+    assert!(
+        report
+            .lines()
+            .any(|l| l == "fences 2 (sidecars 2, learned dependencies 1)"),
+        "{report}"
+    );
+    assert!(report.ends_with(&digest), "{report}");
+}

@@ -22,14 +22,25 @@ struct Server {
 }
 
 async fn start(capacity: usize) -> Server {
+    start_with_token(capacity, None).await
+}
+
+/// A server that requires `authorization: Bearer <token>` when `token` is given.
+async fn start_with_token(capacity: usize, token: Option<&str>) -> Server {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (sink, entries) = mpsc::channel(capacity);
     let counters = Arc::new(IntakeCounters::default());
     let (stop, stopped) = oneshot::channel::<()>();
-    let task = tokio::spawn(als::serve(listener, sink, counters.clone(), async {
-        let _ = stopped.await;
-    }));
+    let task = tokio::spawn(als::serve_with_token(
+        listener,
+        sink,
+        counters.clone(),
+        token.map(str::to_owned),
+        async {
+            let _ = stopped.await;
+        },
+    ));
     Server {
         addr,
         entries,
@@ -68,6 +79,85 @@ async fn stream(
         .stream_access_logs(futures::stream::iter(messages))
         .await
         .map(tonic::Response::into_inner)
+}
+
+/// Stream `messages` with `authorization` metadata set to `authorization` (none when `None`).
+async fn stream_with_authorization(
+    addr: SocketAddr,
+    authorization: Option<&str>,
+    messages: Vec<client::StreamAccessLogsMessage>,
+) -> Result<StreamAccessLogsResponse, tonic::Status> {
+    let mut client = client::connect(addr).await.unwrap();
+    let mut request = tonic::Request::new(futures::stream::iter(messages));
+    if let Some(value) = authorization {
+        request
+            .metadata_mut()
+            .insert("authorization", value.parse().unwrap());
+    }
+    client
+        .stream_access_logs(request)
+        .await
+        .map(tonic::Response::into_inner)
+}
+
+#[tokio::test]
+async fn a_token_server_refuses_streams_without_the_bearer_token_and_accepts_it() {
+    let mut server = start_with_token(16, Some("s3cret")).await;
+    let messages = || vec![client::message(&[("10.0.0.1", "inbound|80||", "a", None)])];
+
+    for (authorization, message) in [
+        (
+            None,
+            "access logs need `authorization: Bearer <token>` metadata",
+        ),
+        (Some("Bearer wrong"), "the bearer token is not valid"),
+        (Some("Bearer s3cre"), "the bearer token is not valid"),
+        (Some("Bearer s3cretX"), "the bearer token is not valid"),
+        (
+            Some("s3cret"),
+            "access logs need `authorization: Bearer <token>` metadata",
+        ),
+        (
+            Some("Basic s3cret"),
+            "access logs need `authorization: Bearer <token>` metadata",
+        ),
+    ] {
+        let status = stream_with_authorization(server.addr, authorization, messages())
+            .await
+            .unwrap_err();
+        assert_eq!(
+            status.code(),
+            tonic::Code::Unauthenticated,
+            "{authorization:?}: {status:?}"
+        );
+        assert_eq!(status.message(), message, "{authorization:?}");
+    }
+    // Refused streams deliver and count nothing.
+    assert!(server.entries.try_recv().is_err());
+    assert_eq!(server.counters.snapshot(), IntakeCounts::default());
+
+    stream_with_authorization(server.addr, Some("Bearer s3cret"), messages())
+        .await
+        .unwrap();
+    let batch = server.next_batch().await;
+    assert_eq!(batch.len(), 1);
+    assert_eq!(batch[0].authority, "a");
+    let counts = server.shutdown().await;
+    assert_eq!((counts.received, counts.malformed), (1, 0));
+}
+
+#[tokio::test]
+async fn without_a_token_no_metadata_is_needed() {
+    let mut server = start_with_token(16, None).await;
+    stream_with_authorization(
+        server.addr,
+        Some("Bearer anything"),
+        vec![client::message(&[("10.0.0.1", "inbound|80||", "a", None)])],
+    )
+    .await
+    .unwrap();
+    assert_eq!(server.next_batch().await.len(), 1);
+    assert_eq!(server.shutdown().await.received, 1);
 }
 
 #[tokio::test]

@@ -205,8 +205,10 @@ pub enum FenceCommand {
         via: Via,
         sightings: Vec<Sighting>,
     },
-    /// Age the fence's dependencies and deadlines as of the command's time.
-    Sweep { fence: FenceKey },
+    /// Age the fence's dependencies and deadlines as of `now_ms`: the monitor's clock reading
+    /// when it found the fence due, recorded as the evidence's `detected_at_ms` (as the
+    /// liveness monitor's readings are), so what was found due is what gets aged.
+    Sweep { fence: FenceKey, now_ms: i64 },
 }
 
 impl FenceState {
@@ -540,7 +542,7 @@ impl Decider for Fences {
     fn decide(
         state: &FenceState,
         command: FenceCommand,
-        ctx: &mut Ctx,
+        _ctx: &mut Ctx,
     ) -> Result<Decision, Rejection> {
         match command {
             FenceCommand::Observe {
@@ -548,7 +550,7 @@ impl Decider for Fences {
                 via,
                 sightings,
             } => observe(state, fence, via, sightings),
-            FenceCommand::Sweep { fence } => Ok(sweep(state, fence, ctx.now_ms())),
+            FenceCommand::Sweep { fence, now_ms } => Ok(sweep(state, fence, now_ms)),
         }
     }
 

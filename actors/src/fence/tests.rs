@@ -82,6 +82,7 @@ fn observe(mesh: &mut Mesh, fence: &FenceKey, hosts: &[&str], at: i64) -> Vec<Ev
 fn sweep(mesh: &mut Mesh, fence: &FenceKey, now: i64) -> Vec<Event> {
     let command = FenceCommand::Sweep {
         fence: fence.clone(),
+        now_ms: now,
     };
     mesh.execute(MeshCommand::Fence(command), &mut Ctx::new(now, 1))
         .unwrap()

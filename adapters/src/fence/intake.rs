@@ -114,6 +114,12 @@ fn strip_port(authority: &str) -> &str {
 /// Slime's normalisation by label count, then the host checks (no `unknown`, no global
 /// sidecar: it is in every Sidecar already).
 fn normalise(host: &str, caller_ns: &str, lookup: &dyn Lookup) -> Option<String> {
+    // The placeholder `unknown` (Istio's; Slime's `isValidHost` refuses it): checked before a
+    // short name is completed, which would make it `unknown.<ns>.svc.cluster.local`, a host
+    // `check_host` accepts.
+    if host == "unknown" {
+        return None;
+    }
     let labels: Vec<&str> = host.split('.').collect();
     let full = match labels.as_slice() {
         [name] => service_host(caller_ns, name),

@@ -29,6 +29,7 @@ pub async fn sweep_due(dispatcher: &Dispatcher, now_ms: i64) -> Result<usize, Di
             .map(|fence| {
                 MeshCommand::Fence(FenceCommand::Sweep {
                     fence: fence.clone(),
+                    now_ms,
                 })
             })
             .collect();
