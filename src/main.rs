@@ -50,6 +50,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::History(args) => commands::history::run(args),
         Command::Explain(args) => commands::explain::run(args),
         Command::Log(args) => commands::log::run(args),
+        Command::Simulate(args) => commands::simulate::run(args),
     }
 }
 

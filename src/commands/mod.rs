@@ -9,6 +9,7 @@ pub mod log;
 pub mod registry;
 pub mod replay;
 pub mod run;
+pub mod simulate;
 
 use std::io::Write;
 
