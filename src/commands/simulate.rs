@@ -4,7 +4,7 @@
 
 use anyhow::{bail, Context};
 use clap::Args;
-use simulations::{FaultLevel, ScenarioKind, SimConfig, SimReport};
+use simulations::{Bug, FaultLevel, ScenarioKind, SimConfig, SimReport};
 
 /// Arguments of `meshplane simulate`.
 #[derive(Debug, Args)]
@@ -33,6 +33,21 @@ pub struct SimulateArgs {
     /// Trace lines to print when an invariant fails.
     #[arg(long, default_value_t = 40)]
     pub trail: usize,
+
+    /// Run a deliberately broken daemon (tests of the invariants themselves).
+    #[arg(long, hide = true, value_parser = parse_bug)]
+    pub inject_bug: Option<Bug>,
+}
+
+fn parse_bug(text: &str) -> Result<Bug, String> {
+    Ok(match text {
+        "ack-before-sync" => Bug::AckBeforeSync,
+        "trust-torn-tail" => Bug::TrustTornTail,
+        "skip-liveness" => Bug::SkipLiveness,
+        "skip-sweep" => Bug::SkipSweep,
+        "etcd-trusts-cache" => Bug::EtcdTrustsCache,
+        other => return Err(format!("unknown bug `{other}`")),
+    })
 }
 
 fn parse_range(text: &str) -> Result<(u64, u64), String> {
@@ -62,6 +77,7 @@ pub fn run(args: SimulateArgs) -> anyhow::Result<()> {
         scenario: args.scenario,
         faults,
         trail: args.trail,
+        bug: args.inject_bug,
         ..SimConfig::new(seed)
     };
     match (args.seed, args.seeds) {
