@@ -219,6 +219,11 @@ impl SimReport {
 
 /// Run one simulation.
 pub fn run(config: SimConfig) -> SimReport {
+    run_keeping_world(config).0
+}
+
+/// Run one simulation and keep the world (its log, cluster and etcd) for inspection.
+pub fn run_keeping_world(config: SimConfig) -> (SimReport, World) {
     let mut rates_rng = ChaCha8Rng::seed_from_u64(config.seed);
     let rates = FaultRates::for_level(config.faults, &mut rates_rng);
     let mut world = World::new(config.seed, rates, config.bug, config.trail);
@@ -232,7 +237,7 @@ pub fn run(config: SimConfig) -> SimReport {
         message: f.message,
         trail: world.trail(),
     });
-    SimReport {
+    let report = SimReport {
         seed: config.seed,
         scenario: config.scenario,
         level: config.faults,
@@ -248,7 +253,8 @@ pub fn run(config: SimConfig) -> SimReport {
         converged_after,
         virtual_ms: world.now_ms - world::T0_MS,
         violation,
-    }
+    };
+    (report, world)
 }
 
 fn drive(
