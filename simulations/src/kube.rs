@@ -196,7 +196,10 @@ impl SimKube {
 /// The cluster adapter of the simulated daemon: lives and dies with it.
 #[derive(Clone, Debug, Default)]
 pub struct KubeAdapter {
-    cache: BTreeMap<ObjectRef, Stored>,
+    /// The objects as last seen, in the form `plan` compares (no copy per round).
+    cache: BTreeMap<ObjectRef, KubeObject>,
+    /// Their resource versions.
+    rvs: BTreeMap<ObjectRef, u64>,
     listed: bool,
     watch_rv: u64,
     watch_alive: bool,
@@ -219,7 +222,11 @@ impl KubeAdapter {
     }
 
     fn relist(&mut self, server: &SimKube) {
-        self.cache = server.objects.clone();
+        self.cache.clear();
+        self.rvs.clear();
+        for (k, s) in &server.objects {
+            self.put(k.clone(), s.object.clone(), s.rv);
+        }
         self.watch_rv = server.rv;
         self.listed = true;
         self.watch_alive = true;
@@ -228,14 +235,10 @@ impl KubeAdapter {
     fn apply_watch(&mut self, events: Vec<WatchEvent>) {
         for e in events {
             self.watch_rv = self.watch_rv.max(e.rv);
-            let newer = self.cache.get(&e.key).is_none_or(|s| s.rv < e.rv);
+            let newer = self.rvs.get(&e.key).is_none_or(|rv| *rv < e.rv);
             match e.object {
-                Some(object) if newer => {
-                    self.cache.insert(e.key, Stored { object, rv: e.rv });
-                }
-                None if newer => {
-                    self.cache.remove(&e.key);
-                }
+                Some(object) if newer => self.put(e.key, object, e.rv),
+                None if newer => self.forget(&e.key),
                 _ => {}
             }
             self.dirty = true;
@@ -292,12 +295,7 @@ impl KubeAdapter {
         if !self.watch_alive {
             self.follow(server, counts, &mut note);
         }
-        let observed: BTreeMap<ObjectRef, KubeObject> = self
-            .cache
-            .iter()
-            .map(|(k, s)| (k.clone(), s.object.clone()))
-            .collect();
-        let plan = projections::plan(desired, &observed);
+        let plan = projections::plan(desired, &self.cache);
         self.dirty = false;
         if plan.is_empty() {
             return (!note.is_empty()).then_some(Round { writes: 0, note });
@@ -307,11 +305,11 @@ impl KubeAdapter {
             .into_iter()
             .map(|(k, o)| Write::Create(k, o))
             .chain(plan.updates.into_iter().map(|(k, o)| {
-                let rv = self.cache.get(&k).map_or(0, |s| s.rv);
+                let rv = self.rvs.get(&k).copied().unwrap_or(0);
                 Write::Update(k, o, rv)
             }))
             .chain(plan.deletes.into_iter().map(|k| {
-                let rv = self.cache.get(&k).map_or(0, |s| s.rv);
+                let rv = self.rvs.get(&k).copied().unwrap_or(0);
                 Write::Delete(k, rv)
             }))
             .collect();
@@ -348,15 +346,11 @@ impl KubeAdapter {
             }
             match server.write(write.clone()) {
                 Ok(rv) => match write {
-                    Write::Create(k, o) | Write::Update(k, o, _) => {
-                        self.cache.insert(k, Stored { object: o, rv });
-                    }
-                    Write::Delete(k, _) => {
-                        self.cache.remove(&k);
-                    }
+                    Write::Create(k, o) | Write::Update(k, o, _) => self.put(k, o, rv),
+                    Write::Delete(k, _) => self.forget(&k),
                 },
                 Err(KubeError::NotFound) if matches!(write, Write::Delete(..)) => {
-                    self.cache.remove(&key);
+                    self.forget(&key);
                 }
                 Err(_) => {
                     note.push_str(&format!(" conflict:{key}"));
@@ -368,15 +362,21 @@ impl KubeAdapter {
         Some(Round { writes: done, note })
     }
 
+    fn put(&mut self, key: ObjectRef, object: KubeObject, rv: u64) {
+        self.rvs.insert(key.clone(), rv);
+        self.cache.insert(key, object);
+    }
+
+    fn forget(&mut self, key: &ObjectRef) {
+        self.rvs.remove(key);
+        self.cache.remove(key);
+    }
+
     /// Re-read one object (after a 409) and retry next round.
     fn refresh(&mut self, server: &SimKube, key: &ObjectRef) {
         match server.objects.get(key) {
-            Some(s) => {
-                self.cache.insert(key.clone(), s.clone());
-            }
-            None => {
-                self.cache.remove(key);
-            }
+            Some(s) => self.put(key.clone(), s.object.clone(), s.rv),
+            None => self.forget(key),
         }
         self.dirty = true;
     }
