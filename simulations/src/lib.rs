@@ -337,6 +337,42 @@ mod tests {
         }
     }
 
+    /// Coverage probes: a plain run reaches every transition the scenarios are about.
+    #[test]
+    fn the_scenarios_reach_every_transition() {
+        let (report, world) =
+            run_keeping_world(config(11, ScenarioKind::All, FaultLevel::Low, 3_000));
+        assert!(report.passed(), "{}", report.violation.unwrap());
+        let types: std::collections::BTreeSet<&str> = world
+            .log
+            .records()
+            .iter()
+            .map(|r| r.event_type.as_str())
+            .collect();
+        for wanted in [
+            "instance.registered",
+            "instance.deregistered",
+            "instance.out_of_service",
+            "instance.recovered",
+            "instance.expired",
+            "instance.taken_offline",
+            "instance.brought_online",
+            "fence.dependency_learned",
+            "fence.dependency_seen",
+            "fence.dependency_idle",
+            "fence.dependency_forgotten",
+            "resource.applied",
+        ] {
+            assert!(types.contains(wanted), "no {wanted} in {types:?}");
+        }
+        assert!(world.kube.objects.keys().any(|k| k.kind == "Sidecar"));
+        assert!(world
+            .etcd
+            .kv
+            .keys()
+            .any(|k| k.starts_with("/mesh/service-instances/spec/")));
+    }
+
     #[test]
     fn clean_and_faulty_runs_pass_and_converge() {
         for faults in FaultLevel::ALL {
