@@ -462,6 +462,15 @@ impl World {
             scenario.act(self, healing);
         }
         self.run_daemon();
+        // A crash between the appends and their fsync: the window the acknowledgement
+        // contract is about (the crash roll above mostly finds the tail already synced).
+        if !healing
+            && self.daemon.is_some()
+            && self.log.durable() < self.log.head()
+            && self.rng.random_bool(self.rates.crash)
+        {
+            self.crash();
+        }
         if self.log.durable() < self.log.head() {
             if !healing && self.rng.random_bool(self.rates.sync_delay) {
                 self.counts.add(FaultKind::SyncDelayed);
