@@ -23,8 +23,6 @@ pub mod world;
 
 use actors::Mesh;
 use events::{Envelope, StoreError};
-use rand::SeedableRng;
-use rand_chacha::ChaCha8Rng;
 
 pub use faults::{FaultCounts, FaultKind, FaultLevel, FaultRates};
 use scenario::Scenario;
@@ -224,12 +222,14 @@ pub fn run(config: SimConfig) -> SimReport {
 
 /// Run one simulation and keep the world (its log, cluster and etcd) for inspection.
 pub fn run_keeping_world(config: SimConfig) -> (SimReport, World) {
-    let mut rates_rng = ChaCha8Rng::seed_from_u64(config.seed);
-    let rates = FaultRates::for_level(config.faults, &mut rates_rng);
-    let mut world = World::new(config.seed, rates, config.bug, config.trail);
+    // One generator for everything: the fault rates are its first draws.
+    let mut world = World::new(config.seed, FaultRates::default(), config.bug, config.trail);
+    let rates = FaultRates::for_level(config.faults, &mut world.rng);
+    world.rates = rates;
     let mut scenarios = config.scenario.build();
     let mut converged_after = None;
     let violation = drive(&config, &mut world, &mut scenarios, &mut converged_after).err();
+    world.finish();
     let violation = violation.map(|f| Violation {
         seed: config.seed,
         step: world.step,

@@ -248,7 +248,7 @@ impl World {
     pub fn new(seed: u64, rates: FaultRates, bug: Option<Bug>, trail_len: usize) -> World {
         World {
             seed,
-            rng: ChaCha8Rng::seed_from_u64(seed ^ 0x005e_ed51_u64),
+            rng: ChaCha8Rng::seed_from_u64(seed),
             now_ms: T0_MS,
             step: 0,
             rates,
@@ -600,6 +600,33 @@ impl World {
             self.actions += 1;
             let _ = write!(self.line, " etcd:{}", note.trim_start());
         }
+    }
+
+    /// End the trace with the state it led to: each concept's digest of a fold of the log,
+    /// and digests of what the cluster and etcd hold.
+    pub fn finish(&mut self) {
+        let mut line = String::from("end");
+        if let Ok(mesh) = crate::fold(self.log.records()) {
+            for (concept, digest) in mesh.concept_digests() {
+                let _ = write!(line, " {concept}={digest}");
+            }
+        }
+        let kube: Vec<(String, serde_json::Value)> = self
+            .kube
+            .objects
+            .iter()
+            .map(|(k, s)| (k.to_string(), s.object.to_value()))
+            .collect();
+        let kube = serde_json::to_vec(&kube).unwrap_or_default();
+        let etcd = serde_json::to_vec(&self.etcd.snapshot()).unwrap_or_default();
+        let _ = write!(
+            line,
+            " kube={} etcd={}",
+            hex::encode(Sha256::digest(kube)),
+            hex::encode(Sha256::digest(etcd))
+        );
+        self.trace.update(line.as_bytes());
+        self.trace.update(b"\n");
     }
 
     /// The trace hash so far.
