@@ -57,6 +57,8 @@ pub enum Command {
     Explain(ExplainArgs),
     /// Export or import a whole log as JSON Lines.
     Log(LogArgs),
+    /// Run the deterministic simulator for one seed (`--seed N`) or a swarm (`--seeds A..B`).
+    Simulate(crate::commands::simulate::SimulateArgs),
 }
 
 /// Which storage engine holds the log.

@@ -52,6 +52,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Explain(args) => commands::explain::run(args),
         Command::Rollback(args) => commands::rollback::run(args),
         Command::Log(args) => commands::log::run(args),
+        Command::Simulate(args) => commands::simulate::run(args),
     }
 }
 

@@ -10,6 +10,7 @@ pub mod registry;
 pub mod replay;
 pub mod rollback;
 pub mod run;
+pub mod simulate;
 
 use std::io::Write;
 

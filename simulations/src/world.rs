@@ -1,0 +1,641 @@
+//! The simulated world: a virtual clock, one seeded generator, the simulated log, the daemon
+//! (which crashes and restarts from its log), the simulated Kubernetes API and etcd.
+//!
+//! Everything runs in one thread, one step at a time. A step advances the clock, lands slow
+//! writes, rolls the faults, restarts a crashed daemon when its time comes, lets the scenario
+//! act (heartbeats, traffic, operators), runs the daemon's monitors and adapters, and syncs the
+//! log (the group commit). Every step appends one line to the trace: the step, the virtual
+//! time, what happened and the events appended with their positions.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::fmt::Write as _;
+
+use actors::instance::liveness::{judge, Limits, Seen, Verdict};
+use actors::instance::{InstanceCommand, InstanceState};
+use actors::mesh::Concept;
+use actors::{Ctx, Decision, Mesh, MeshCommand, Rejection};
+use events::schema::InstanceKey;
+use events::Event;
+use projections::{KubeObject, ObjectRef};
+use rand::{Rng, RngCore, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+use crate::etcd::{EtcdAdapter, SimEtcd};
+use crate::faults::{FaultCounts, FaultKind, FaultRates};
+use crate::kube::{KubeAdapter, SimKube};
+use crate::log::SimLog;
+use crate::Bug;
+
+/// The virtual epoch: 2026-11-22T00:00:00Z.
+pub const T0_MS: i64 = 1_795_305_600_000;
+/// The daemon's monitors (liveness, fence ageing) run this often.
+pub const TICK_MS: i64 = 250;
+/// The largest clock advance of one step.
+pub const MAX_STEP_MS: i64 = 200;
+
+/// The daemon's in-memory heartbeat table (the simulator's twin of the daemon's
+/// `LivenessTracker`, ordered, single-threaded, on the same `judge` rules).
+#[derive(Clone, Debug, Default)]
+pub struct Tracker {
+    pub entries: BTreeMap<InstanceKey, (Seen, Option<i64>)>,
+    pub limits: Option<Limits>,
+}
+
+impl Tracker {
+    /// A table for the instances of `state` after a start at `started_ms`: every instance that
+    /// is not silent gets the grace of a heartbeat at start-up; silent ones keep their evidence.
+    pub fn new(state: &InstanceState, started_ms: i64) -> Tracker {
+        let entries = state
+            .instances
+            .iter()
+            .map(|(key, i)| {
+                let entry = match &i.silence {
+                    Some(s) => (
+                        Seen {
+                            last_heartbeat_ms: s.last_heartbeat_ms,
+                            heartbeat_seen: s.heartbeat_seen,
+                        },
+                        Some(s.last_heartbeat_ms),
+                    ),
+                    None => (
+                        Seen {
+                            last_heartbeat_ms: started_ms.max(i.last_heartbeat_ms),
+                            heartbeat_seen: false,
+                        },
+                        None,
+                    ),
+                };
+                (key.clone(), entry)
+            })
+            .collect();
+        Tracker {
+            entries,
+            limits: Some(state.limits()),
+        }
+    }
+
+    /// Record a heartbeat; false when the instance is not registered.
+    pub fn heartbeat(&mut self, key: &InstanceKey, now_ms: i64) -> bool {
+        match self.entries.get_mut(key) {
+            Some((seen, _)) => {
+                seen.last_heartbeat_ms = seen.last_heartbeat_ms.max(now_ms);
+                seen.heartbeat_seen = true;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Follow the log.
+    pub fn observe(&mut self, event: &Event) {
+        match event {
+            Event::InstanceRegistered(e) => {
+                let seen = Seen {
+                    last_heartbeat_ms: e.registry_time_ms,
+                    heartbeat_seen: true,
+                };
+                let entry = self.entries.entry(e.key.clone()).or_insert((seen, None));
+                if seen.last_heartbeat_ms >= entry.0.last_heartbeat_ms {
+                    entry.0 = seen;
+                }
+                entry.1 = None;
+            }
+            Event::InstanceDeregistered(e) => {
+                self.entries.remove(&e.key);
+            }
+            Event::InstanceExpired(e) => {
+                self.entries.remove(&e.key);
+            }
+            Event::InstanceOutOfService(e) => {
+                if let Some(t) = self.entries.get_mut(&e.key) {
+                    t.1 = Some(e.silence.last_heartbeat_ms);
+                }
+            }
+            Event::InstanceRecovered(e) => {
+                if let Some(t) = self.entries.get_mut(&e.key) {
+                    t.1 = None;
+                }
+            }
+            Event::MeshControllerApplied(e) => {
+                self.limits = Some(Limits {
+                    heartbeat_interval_ms: e.heartbeat_interval_ms,
+                    dead_record_ms: e.dead_record_ms,
+                });
+            }
+            _ => {}
+        }
+    }
+
+    /// The transitions due at `now_ms`, in key order.
+    pub fn due(&self, now_ms: i64) -> Vec<InstanceCommand> {
+        let Some(limits) = self.limits else {
+            return Vec::new();
+        };
+        self.entries
+            .iter()
+            .filter_map(|(key, (seen, silent))| {
+                let key = key.clone();
+                Some(match judge(*seen, *silent, now_ms, limits)? {
+                    Verdict::OutOfService(silence) => {
+                        InstanceCommand::MarkOutOfService { key, silence }
+                    }
+                    Verdict::Expired(silence) => InstanceCommand::Expire { key, silence },
+                    Verdict::Recovered { heartbeat_ms } => {
+                        InstanceCommand::MarkRecovered { key, heartbeat_ms }
+                    }
+                })
+            })
+            .collect()
+    }
+}
+
+/// The running daemon: what it holds in memory, lost at a crash.
+#[derive(Clone, Debug)]
+pub struct Daemon {
+    /// Every concept's state, folded from the log (including its unsynced tail).
+    pub mesh: Mesh,
+    pub started_ms: i64,
+    pub tracker: Tracker,
+    pub next_tick_ms: i64,
+    /// When the monitors last ran (None: not since the start).
+    pub last_tick_ms: Option<i64>,
+    pub kube: KubeAdapter,
+    pub etcd: EtcdAdapter,
+    /// The projections need recomputing (an event of a concept they read was folded).
+    kube_stale: bool,
+    etcd_stale: bool,
+    desired_kube: BTreeMap<ObjectRef, KubeObject>,
+    desired_etcd: BTreeMap<String, String>,
+}
+
+impl Daemon {
+    fn start(mesh: Mesh, now_ms: i64, bug: Option<Bug>) -> Daemon {
+        let tracker = Tracker::new(&mesh.instances, now_ms);
+        let mut etcd = EtcdAdapter::default();
+        etcd.trust_cache = bug == Some(Bug::EtcdTrustsCache);
+        Daemon {
+            mesh,
+            started_ms: now_ms,
+            tracker,
+            next_tick_ms: now_ms + TICK_MS,
+            last_tick_ms: None,
+            kube: KubeAdapter::default(),
+            etcd,
+            kube_stale: true,
+            etcd_stale: true,
+            desired_kube: BTreeMap::new(),
+            desired_etcd: BTreeMap::new(),
+        }
+    }
+}
+
+/// An invariant that failed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Failure {
+    pub invariant: &'static str,
+    pub message: String,
+}
+
+impl Failure {
+    pub fn new(invariant: &'static str, message: impl Into<String>) -> Failure {
+        Failure {
+            invariant,
+            message: message.into(),
+        }
+    }
+}
+
+/// The whole simulated world.
+pub struct World {
+    pub seed: u64,
+    pub rng: ChaCha8Rng,
+    pub now_ms: i64,
+    pub step: u64,
+    pub rates: FaultRates,
+    pub counts: FaultCounts,
+    pub bug: Option<Bug>,
+    pub log: SimLog,
+    /// Ids of the acknowledged events, by position: a crash must never lose one.
+    pub acked: Vec<Uuid>,
+    /// Ids of records torn by crashes: recovery must never read one back.
+    pub torn_ids: Vec<Uuid>,
+    pub daemon: Option<Daemon>,
+    pub restart_at_ms: i64,
+    pub kube: SimKube,
+    pub etcd: SimEtcd,
+    /// When the daemon last heard from each instance (heartbeat or registration): the world's
+    /// truth the liveness invariant compares the log with.
+    pub contact: BTreeMap<InstanceKey, i64>,
+    pub crashes: u64,
+    pub events: u64,
+    /// Simulated actions: heartbeats, sightings, commands, writes, faults.
+    pub actions: u64,
+    pub refused: u64,
+    /// A failure found while acting (a store error, a torn record read back).
+    pub failure: Option<Failure>,
+    /// A fence event or an input of the fences was folded since the explain invariant last
+    /// checked.
+    pub fences_changed: bool,
+    line: String,
+    trace: Sha256,
+    trail: VecDeque<String>,
+    trail_len: usize,
+}
+
+impl World {
+    pub fn new(seed: u64, rates: FaultRates, bug: Option<Bug>, trail_len: usize) -> World {
+        World {
+            seed,
+            rng: ChaCha8Rng::seed_from_u64(seed),
+            now_ms: T0_MS,
+            step: 0,
+            rates,
+            counts: FaultCounts::default(),
+            bug,
+            log: SimLog::default(),
+            acked: Vec::new(),
+            torn_ids: Vec::new(),
+            daemon: Some(Daemon::start(Mesh::default(), T0_MS, bug)),
+            restart_at_ms: 0,
+            kube: SimKube::default(),
+            etcd: SimEtcd::default(),
+            contact: BTreeMap::new(),
+            crashes: 0,
+            events: 0,
+            actions: 0,
+            refused: 0,
+            failure: None,
+            fences_changed: true,
+            line: String::new(),
+            trace: Sha256::new(),
+            trail: VecDeque::new(),
+            trail_len: trail_len.max(1),
+        }
+    }
+
+    /// Add to this step's trace line.
+    pub fn note(&mut self, text: &str) {
+        self.line.push(' ');
+        self.line.push_str(text);
+    }
+
+    pub fn up(&self) -> bool {
+        self.daemon.is_some()
+    }
+
+    pub fn mesh(&self) -> Option<&Mesh> {
+        self.daemon.as_ref().map(|d| &d.mesh)
+    }
+
+    /// Decide a command with the real decider at the virtual time, append its events to the
+    /// log (checking the stream's expected version) and fold them. `Err` when the daemon is
+    /// down (`None`) or the decider refused (`Some`).
+    pub fn execute(&mut self, command: MeshCommand) -> Result<Decision, Option<Rejection>> {
+        let seed = self.rng.next_u64();
+        let Some(daemon) = self.daemon.as_mut() else {
+            return Err(None);
+        };
+        self.actions += 1;
+        let mut ctx = Ctx::new(self.now_ms, seed);
+        let decision = match daemon.mesh.decide(command, &mut ctx) {
+            Ok(d) => d,
+            Err(r) => {
+                self.refused += 1;
+                return Err(Some(r));
+            }
+        };
+        if decision.events.is_empty() {
+            return Ok(decision);
+        }
+        let ids: Vec<Uuid> = decision.events.iter().map(|_| ctx.next_id()).collect();
+        let metas = match self.log.append(
+            &decision.stream,
+            decision.expected,
+            &decision.events,
+            &ids,
+            self.now_ms,
+        ) {
+            Ok(m) => m,
+            Err(e) => {
+                self.failure.get_or_insert(Failure::new(
+                    "append_accepted",
+                    format!("the log refused a decision of the daemon's own state: {e}"),
+                ));
+                return Ok(decision);
+            }
+        };
+        for (event, meta) in decision.events.iter().zip(&metas) {
+            let _ = write!(
+                self.line,
+                " +{}:{}@{}#{}",
+                meta.position,
+                event.event_type(),
+                decision.stream,
+                meta.stream_version
+            );
+            daemon.tracker.observe(event);
+            for concept in Concept::of(event) {
+                match concept {
+                    Concept::Resource => {
+                        daemon.kube_stale = true;
+                        daemon.etcd_stale = true;
+                    }
+                    Concept::Fence => {
+                        daemon.kube_stale = true;
+                        self.fences_changed = true;
+                    }
+                    Concept::Service | Concept::Instance => daemon.etcd_stale = true,
+                }
+            }
+            daemon.mesh.evolve(event.clone(), meta);
+        }
+        self.events += metas.len() as u64;
+        if self.bug == Some(Bug::AckBeforeSync) {
+            self.acknowledge(self.log.head() as usize);
+        }
+        Ok(decision)
+    }
+
+    fn acknowledge(&mut self, upto: usize) {
+        while self.acked.len() < upto {
+            let id = self.log.records()[self.acked.len()].event_id;
+            self.acked.push(id);
+        }
+    }
+
+    /// Record a heartbeat from an instance; false when the daemon is down or does not know it.
+    pub fn heartbeat(&mut self, key: &InstanceKey) -> Option<bool> {
+        let now = self.now_ms;
+        let daemon = self.daemon.as_mut()?;
+        self.actions += 1;
+        let known = daemon.tracker.heartbeat(key, now);
+        if known {
+            self.contact.insert(key.clone(), now);
+        }
+        Some(known)
+    }
+
+    fn crash(&mut self) {
+        self.daemon = None;
+        self.crashes += 1;
+        self.counts.add(FaultKind::Crash);
+        let damage = self.log.crash(&mut self.rng, self.rates.torn_tail);
+        if damage.lost > 0 {
+            self.counts.add(FaultKind::UnsyncedLost);
+        }
+        if let Some(torn) = &self.log.torn {
+            self.counts.add(FaultKind::TornTail);
+            self.torn_ids.push(torn.original.event_id);
+        }
+        self.restart_at_ms = self.now_ms + self.rng.random_range(200..3_000);
+        let text = format!(
+            "CRASH lost={} survived={} torn={}",
+            damage.lost, damage.survived, damage.torn
+        );
+        self.note(&text);
+    }
+
+    /// Restart from the log: cut a torn tail, check nothing acknowledged was lost, fold.
+    pub fn restart(&mut self) {
+        match self.log.recover(self.bug == Some(Bug::TrustTornTail)) {
+            Ok(r) => {
+                let text = format!("RESTART head={} cut={}", r.head, r.cut_bytes);
+                self.note(&text);
+            }
+            Err(e) => {
+                self.failure.get_or_insert(Failure::new("torn_tail_cut", e));
+            }
+        }
+        if let Err(f) = crate::invariants::after_restart(self) {
+            self.failure.get_or_insert(f);
+        }
+        self.acknowledge(self.log.durable() as usize);
+        match crate::fold(self.log.records()) {
+            Ok(mesh) => {
+                self.daemon = Some(Daemon::start(mesh, self.now_ms, self.bug));
+                self.fences_changed = true;
+            }
+            Err(e) => {
+                self.failure.get_or_insert(Failure::new(
+                    "log_readable",
+                    format!("the restarted daemon cannot fold its log: {e}"),
+                ));
+            }
+        }
+    }
+
+    /// Heal every fault (the liveness phase): no more fault rolls, etcd back, the daemon up,
+    /// its adapters looking again.
+    pub fn heal(&mut self) {
+        self.rates = FaultRates::default();
+        self.etcd.down_until_ms = self.now_ms;
+        if self.daemon.is_none() {
+            self.restart();
+        }
+        if let Some(d) = self.daemon.as_mut() {
+            d.kube.poke();
+            d.etcd.poke();
+        }
+        self.note("HEAL");
+    }
+
+    /// One step. `healing`: no new faults, no new disruptions.
+    pub fn step(&mut self, scenarios: &mut [Box<dyn crate::scenario::Scenario>], healing: bool) {
+        self.step += 1;
+        self.now_ms += self.rng.random_range(1..=MAX_STEP_MS);
+        self.line.clear();
+        let _ = write!(self.line, "{} t={}", self.step, self.now_ms - T0_MS);
+        let landed = self.kube.land(self.now_ms);
+        if landed > 0 {
+            let text = format!("kube:landed={landed}");
+            self.note(&text);
+        }
+        if !healing {
+            self.roll_faults();
+        }
+        if self.daemon.is_none() && self.now_ms >= self.restart_at_ms {
+            self.restart();
+        }
+        for scenario in scenarios.iter_mut() {
+            scenario.act(self, healing);
+        }
+        self.run_daemon();
+        // A crash between the appends and their fsync: the window the acknowledgement
+        // contract is about (the crash roll above mostly finds the tail already synced).
+        if !healing
+            && self.daemon.is_some()
+            && self.log.durable() < self.log.head()
+            && self.rng.random_bool(self.rates.crash)
+        {
+            self.crash();
+        }
+        if self.log.durable() < self.log.head() {
+            if !healing && self.rng.random_bool(self.rates.sync_delay) {
+                self.counts.add(FaultKind::SyncDelayed);
+                self.note("sync-delayed");
+            } else {
+                self.log.sync();
+                self.acknowledge(self.log.durable() as usize);
+            }
+        }
+        self.trace.update(self.line.as_bytes());
+        self.trace.update(b"\n");
+        if self.trail.len() == self.trail_len {
+            self.trail.pop_front();
+        }
+        self.trail.push_back(self.line.clone());
+    }
+
+    fn roll_faults(&mut self) {
+        let r = self.rates;
+        if self.daemon.is_some() && self.rng.random_bool(r.crash) {
+            self.crash();
+        }
+        if self.rng.random_bool(r.kube_watch_drop) {
+            if let Some(d) = self.daemon.as_mut() {
+                d.kube.drop_watch();
+                self.counts.add(FaultKind::KubeWatchDrop);
+                self.note("watch-drop");
+            }
+        }
+        if self.rng.random_bool(r.kube_compact) {
+            self.kube.compact();
+            self.counts.add(FaultKind::KubeCompact);
+            self.note("kube-compact");
+        }
+        if self.rng.random_bool(r.kube_drift) {
+            if let Some(what) = self.kube.drift(&mut self.rng) {
+                self.counts.add(FaultKind::KubeDrift);
+                let text = format!("kube-drift:{what}");
+                self.note(&text);
+            }
+        }
+        if self.rng.random_bool(r.etcd_outage) {
+            self.etcd.down_until_ms = self.now_ms + self.rng.random_range(500..5_000);
+            self.counts.add(FaultKind::EtcdOutage);
+            self.note("etcd-outage");
+        }
+        if self.rng.random_bool(r.etcd_drift) {
+            if let Some(what) = self.etcd.drift(&mut self.rng) {
+                self.counts.add(FaultKind::EtcdDrift);
+                let text = format!("etcd-drift:{what}");
+                self.note(&text);
+            }
+        }
+    }
+
+    /// The daemon's own work: the monitors when their tick is due, then the adapters.
+    fn run_daemon(&mut self) {
+        let now = self.now_ms;
+        let Some(daemon) = self.daemon.as_mut() else {
+            return;
+        };
+        if now >= daemon.next_tick_ms {
+            daemon.next_tick_ms = now + TICK_MS;
+            daemon.last_tick_ms = Some(now);
+            let liveness = if self.bug == Some(Bug::SkipLiveness) {
+                Vec::new()
+            } else {
+                daemon.tracker.due(now)
+            };
+            let fences = if self.bug == Some(Bug::SkipSweep) {
+                Vec::new()
+            } else {
+                daemon.mesh.fences.due(now)
+            };
+            for command in liveness {
+                let _ = self.execute(MeshCommand::Instance(command));
+            }
+            for fence in fences {
+                let command = actors::fence::FenceCommand::Sweep { fence, now_ms: now };
+                let _ = self.execute(MeshCommand::Fence(command));
+            }
+        }
+        self.reconcile();
+    }
+
+    /// Project the durable state: only once every folded event is durable (readers never see
+    /// a position before it is), as the daemon's projections do.
+    fn reconcile(&mut self) {
+        let now = self.now_ms;
+        let Some(daemon) = self.daemon.as_mut() else {
+            return;
+        };
+        if self.log.durable() < daemon.mesh.position {
+            return;
+        }
+        let kube_changed = std::mem::take(&mut daemon.kube_stale);
+        if kube_changed {
+            daemon.desired_kube = projections::desired_kube(&daemon.mesh).kube;
+        }
+        let etcd_changed = std::mem::take(&mut daemon.etcd_stale);
+        if etcd_changed {
+            daemon.desired_etcd = projections::desired_etcd(&daemon.mesh);
+        }
+        let round = daemon.kube.round(
+            &mut self.kube,
+            &daemon.desired_kube,
+            kube_changed,
+            now,
+            &mut self.rng,
+            &self.rates,
+            &mut self.counts,
+        );
+        if let Some(round) = round {
+            self.actions += round.writes as u64;
+            let _ = write!(self.line, " kube:{}", round.note.trim_start());
+        }
+        let note = daemon.etcd.round(
+            &mut self.etcd,
+            &daemon.desired_etcd,
+            etcd_changed,
+            now,
+            &mut self.rng,
+            &self.rates,
+            &mut self.counts,
+        );
+        if let Some(note) = note {
+            self.actions += 1;
+            let _ = write!(self.line, " etcd:{}", note.trim_start());
+        }
+    }
+
+    /// End the trace with the state it led to: each concept's digest of a fold of the log,
+    /// and digests of what the cluster and etcd hold.
+    pub fn finish(&mut self) {
+        let mut line = String::from("end");
+        if let Ok(mesh) = crate::fold(self.log.records()) {
+            for (concept, digest) in mesh.concept_digests() {
+                let _ = write!(line, " {concept}={digest}");
+            }
+        }
+        let kube: Vec<(String, serde_json::Value)> = self
+            .kube
+            .objects
+            .iter()
+            .map(|(k, s)| (k.to_string(), s.object.to_value()))
+            .collect();
+        let kube = serde_json::to_vec(&kube).unwrap_or_default();
+        let etcd = serde_json::to_vec(&self.etcd.snapshot()).unwrap_or_default();
+        let _ = write!(
+            line,
+            " kube={} etcd={}",
+            hex::encode(Sha256::digest(kube)),
+            hex::encode(Sha256::digest(etcd))
+        );
+        self.trace.update(line.as_bytes());
+        self.trace.update(b"\n");
+    }
+
+    /// The trace hash so far.
+    pub fn trace_hash(&self) -> String {
+        hex::encode(self.trace.clone().finalize())
+    }
+
+    /// The last lines of the trace.
+    pub fn trail(&self) -> Vec<String> {
+        self.trail.iter().cloned().collect()
+    }
+}
