@@ -4,31 +4,10 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::Path;
 
-use actors::mesh::meta_of;
-use actors::timeline::{self, EventSource};
+use actors::timeline::{self, Envelopes, EventSource};
 use actors::{Mesh, Meta};
 use events::{Envelope, Event, EventStore, StoreError};
 use projections::MeshDigest;
-
-/// Envelopes in memory (a JSON Lines log) as the timeline's event source.
-struct EnvelopeSource<'a> {
-    envelopes: &'a [&'a Envelope],
-}
-
-impl EventSource for EnvelopeSource<'_> {
-    type Error = StoreError;
-
-    fn read(&mut self, from: u64, to: u64) -> Result<Vec<(Event, Meta)>, StoreError> {
-        let len = self.envelopes.len() as u64;
-        if from == 0 || from > len || to < from {
-            return Ok(Vec::new());
-        }
-        self.envelopes[(from - 1) as usize..to.min(len) as usize]
-            .iter()
-            .map(|e| Ok((e.decode()?, meta_of(e))))
-            .collect()
-    }
-}
 
 /// Wraps an event source to report progress: the highest position read so far (and the
 /// position of the snapshot the fold starts from), and which snapshot that was.
@@ -104,7 +83,7 @@ impl Replay {
             }
         }
         let end = to.unwrap_or(all.len() as u64).min(all.len() as u64);
-        let mesh = timeline::state_at(&mut EnvelopeSource { envelopes: &all }, end)?;
+        let mesh = timeline::state_at(&mut Envelopes { items: &all }, end)?;
         Ok(Replay {
             events: mesh.position,
             mesh,

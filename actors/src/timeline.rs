@@ -167,6 +167,30 @@ pub fn decide_rollback(
     })
 }
 
+/// An [`EventSource`] over stored envelopes in memory (positions dense from 1), decoding as it
+/// reads: a JSON Lines log, the simulator's log.
+pub struct Envelopes<'a, E> {
+    pub items: &'a [E],
+}
+
+impl<E: std::borrow::Borrow<events::Envelope>> EventSource for Envelopes<'_, E> {
+    type Error = events::StoreError;
+
+    fn read(&mut self, from: u64, to: u64) -> Result<Vec<(Event, Meta)>, Self::Error> {
+        let len = self.items.len() as u64;
+        if from == 0 || from > len || to < from {
+            return Ok(Vec::new());
+        }
+        self.items[(from - 1) as usize..to.min(len) as usize]
+            .iter()
+            .map(|e| {
+                let e = e.borrow();
+                Ok((e.decode()?, crate::mesh::meta_of(e)))
+            })
+            .collect()
+    }
+}
+
 /// An [`EventSource`] over decoded events in memory (positions dense from 1).
 pub struct InMemory<'a> {
     pub events: &'a [(Event, Meta)],

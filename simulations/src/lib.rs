@@ -23,6 +23,7 @@ pub mod world;
 
 use actors::Mesh;
 use events::{Envelope, StoreError};
+use rand::Rng;
 
 pub use faults::{FaultCounts, FaultKind, FaultLevel, FaultRates};
 use scenario::Scenario;
@@ -33,19 +34,18 @@ pub const CONVERGENCE_STEPS: u64 = 400;
 /// The daemon's state is compared with a fresh fold of the log this often (and at the end).
 pub const REFOLD_EVERY: u64 = 500;
 
-/// Fold envelopes, in order, into a fresh mesh.
-pub fn fold<'a>(envelopes: impl IntoIterator<Item = &'a Envelope>) -> Result<Mesh, StoreError> {
-    let mut mesh = Mesh::default();
-    for e in envelopes {
-        if e.position != mesh.position + 1 {
+/// Fold envelopes, in order, into a fresh mesh, honouring rollbacks.
+pub fn fold(envelopes: &[Envelope]) -> Result<Mesh, StoreError> {
+    for (i, e) in envelopes.iter().enumerate() {
+        if e.position != i as u64 + 1 {
             return Err(StoreError::Corrupt {
                 position: e.position,
-                reason: format!("expected position {} next", mesh.position + 1),
+                reason: format!("expected position {} next", i + 1),
             });
         }
-        mesh.apply(e)?;
     }
-    Ok(mesh)
+    let end = envelopes.len() as u64;
+    actors::timeline::state_at(&mut actors::timeline::Envelopes { items: envelopes }, end)
 }
 
 /// Which scenarios run.
@@ -257,6 +257,32 @@ pub fn run_keeping_world(config: SimConfig) -> (SimReport, World) {
     (report, world)
 }
 
+/// Chance per step that an operator rolls the mesh back (`meshplane rollback`).
+const ROLLBACK: f64 = 0.002;
+/// How far back, at most, in events.
+const ROLLBACK_REACH: u64 = 200;
+
+/// Now and then an operator rolls back to a recent position (never before the scenario's set-up,
+/// which would take away the services it runs on); refusals (a position already undone) are part
+/// of the test.
+fn operator_rollback(world: &mut World, set_up: u64) {
+    if !world.up() || !world.rng.random_bool(ROLLBACK) {
+        return;
+    }
+    let head = world.log.head();
+    let from = set_up.max(head.saturating_sub(ROLLBACK_REACH)).max(1);
+    if from >= head {
+        return;
+    }
+    let to = world.rng.random_range(from..head);
+    let outcome = match world.roll_back(to) {
+        Ok(()) => "ok",
+        Err(Some(_)) => "refused",
+        Err(None) => "down",
+    };
+    world.note(&format!("ROLLBACK to={to} {outcome}"));
+}
+
 fn drive(
     config: &SimConfig,
     world: &mut World,
@@ -267,9 +293,11 @@ fn drive(
         s.setup(world)?;
     }
     world.log.sync();
+    let set_up = world.log.head();
     // Safety: faults on, invariants after every step.
     for _ in 0..config.steps {
         world.step(scenarios, false);
+        operator_rollback(world, set_up);
         invariants::after_step(world)?;
         if world.step.is_multiple_of(REFOLD_EVERY) {
             invariants::refold_equals_state(world)?;

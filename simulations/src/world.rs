@@ -306,6 +306,18 @@ impl World {
                 return Err(Some(r));
             }
         };
+        self.append_decided(decision, &mut ctx)
+    }
+
+    /// Append a decision's events (checking the stream's expected version) and fold them.
+    fn append_decided(
+        &mut self,
+        decision: Decision,
+        ctx: &mut Ctx,
+    ) -> Result<Decision, Option<Rejection>> {
+        let Some(daemon) = self.daemon.as_mut() else {
+            return Err(None);
+        };
         if decision.events.is_empty() {
             return Ok(decision);
         }
@@ -349,6 +361,32 @@ impl World {
                     Concept::Service | Concept::Instance => daemon.etcd_stale = true,
                 }
             }
+            if let Event::RolledBack(r) = event {
+                // As the daemon: rebuild the state it names from the log, and start liveness
+                // afresh for the restored instances (the grace of a start).
+                let mut source = actors::timeline::Envelopes {
+                    items: self.log.records(),
+                };
+                match actors::timeline::roll_back(&mut source, r, meta) {
+                    Ok(mesh) => {
+                        daemon.tracker = Tracker::new(&mesh.instances, self.now_ms);
+                        daemon.started_ms = self.now_ms;
+                        // The monitors judge the restored state at their next tick.
+                        daemon.last_tick_ms = None;
+                        daemon.mesh = mesh;
+                        daemon.kube_stale = true;
+                        daemon.etcd_stale = true;
+                        self.fences_changed = true;
+                    }
+                    Err(e) => {
+                        self.failure.get_or_insert(Failure::new(
+                            "rollback_folds",
+                            format!("the daemon cannot roll back: {e}"),
+                        ));
+                    }
+                }
+                continue;
+            }
             daemon.mesh.evolve(event.clone(), meta);
         }
         self.events += metas.len() as u64;
@@ -363,6 +401,25 @@ impl World {
             let id = self.log.records()[self.acked.len()].event_id;
             self.acked.push(id);
         }
+    }
+
+    /// An operator rolls everything back to `to`, as `meshplane rollback` does: decided by the
+    /// real rule (refused for a position a later rollback undid), appended, and folded.
+    pub fn roll_back(&mut self, to: u64) -> Result<(), Option<Rejection>> {
+        let seed = self.rng.next_u64();
+        let Some(daemon) = self.daemon.as_mut() else {
+            return Err(None);
+        };
+        let decision = actors::timeline::decide_rollback(
+            &daemon.mesh.timeline,
+            daemon.mesh.position,
+            to,
+            format!("simulated operator, seed draw {seed}"),
+        )
+        .map_err(Some)?;
+        self.actions += 1;
+        let mut ctx = Ctx::new(self.now_ms, seed);
+        self.append_decided(decision, &mut ctx).map(|_| ())
     }
 
     /// Record a heartbeat from an instance; false when the daemon is down or does not know it.
