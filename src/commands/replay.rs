@@ -105,7 +105,7 @@ fn progress_bar(len: u64) -> ProgressBar {
     }
     let bar = ProgressBar::new(len);
     bar.set_style(
-        ProgressStyle::with_template("replay {bar:40} {pos}/{len} events ({per_sec}, eta {eta})")
+        ProgressStyle::with_template("replay {wide_bar} {human_pos}/{human_len} events, eta {eta}")
             .expect("a valid template"),
     );
     bar
