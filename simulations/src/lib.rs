@@ -369,7 +369,7 @@ mod tests {
     #[test]
     fn the_scenarios_reach_every_transition() {
         let (report, world) =
-            run_keeping_world(config(11, ScenarioKind::All, FaultLevel::Low, 3_000));
+            run_keeping_world(config(11, ScenarioKind::All, FaultLevel::Low, 6_000));
         assert!(report.passed(), "{}", report.violation.unwrap());
         let types: std::collections::BTreeSet<&str> = world
             .log
@@ -390,6 +390,7 @@ mod tests {
             "fence.dependency_idle",
             "fence.dependency_forgotten",
             "resource.applied",
+            "mesh.rolled_back",
         ] {
             assert!(types.contains(wanted), "no {wanted} in {types:?}");
         }
