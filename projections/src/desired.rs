@@ -36,10 +36,13 @@ impl Desired {
     /// Hex SHA-256 over every desired object and key, in key order.
     pub fn digest(&self) -> String {
         let mut hasher = Sha256::new();
+        let mut buf = Vec::with_capacity(4096);
         for (r, object) in &self.kube {
             hasher.update(r.to_string().as_bytes());
             hasher.update([0]);
-            hasher.update(serde_json::to_vec(&object.to_value()).expect("json values serialize"));
+            buf.clear();
+            object.write_json(&mut buf);
+            hasher.update(&buf);
             hasher.update([0]);
         }
         hasher.update([1]);
