@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 #![deny(clippy::disallowed_methods, clippy::disallowed_types)]
 
+pub mod crds;
 pub mod desired;
 pub mod digest;
 pub mod fence;
