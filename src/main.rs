@@ -52,6 +52,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Explain(args) => commands::explain::run(args),
         Command::Rollback(args) => commands::rollback::run(args),
         Command::Log(args) => commands::log::run(args),
+        Command::Crds => commands::crds::run(),
+        Command::Install(args) => commands::install::run(args),
     }
 }
 

@@ -54,13 +54,13 @@ pub struct EgressListener {
     pub hosts: Vec<String>,
 }
 
-/// `microservice.slime.io/v1alpha1` ServiceFence: the spec as Slime defines it
-/// (`service_fence.proto`), with the status meshplane computes. The derive generates the
-/// `ServiceFence` object type and its CRD (`ServiceFence::crd()`), namespaced, short name `svf`,
-/// with the status subresource.
-///
-/// Every field is optional and omitted when absent, so an applied spec renders back exactly as
-/// it was written (the fence concept validates it, with Slime's meaning, before it is accepted).
+// `microservice.slime.io/v1alpha1` ServiceFence: the spec as Slime defines it
+// (`service_fence.proto`), with the status meshplane computes. The derive generates the
+// `ServiceFence` object type and its CRD (`ServiceFence::crd()`), namespaced, short name `svf`,
+// with the status subresource. Every field is optional and omitted when absent, so an applied
+// spec renders back as it was written (the fence concept validates it, with Slime's meaning,
+// before it is accepted).
+/// Which services one service depends on, and which workloads get the resulting Sidecar.
 #[derive(CustomResource, Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[kube(
     group = "microservice.slime.io",
@@ -94,8 +94,10 @@ pub struct ServiceFenceSpec {
     pub workload_selector: Option<FenceWorkloadSelector>,
 }
 
-/// Slime's `RecyclingStrategy` (`stable`, `deadline`; `auto` and `RecentlyCalled` are accepted
-/// by the schema, as in Slime, and rejected by meshplane's validation).
+// Slime's `RecyclingStrategy`: `auto` and `RecentlyCalled` are in the schema, as in Slime, and
+// rejected by meshplane's validation.
+/// How long a static dependency stays: `stable` (always) or `deadline`; `auto` and
+/// `RecentlyCalled` are deprecated and rejected.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct RecyclingStrategy {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -112,25 +114,25 @@ pub struct RecyclingStrategy {
     pub recently_called: Option<ProtoTime>,
 }
 
-/// `stable: {}`: always active.
+/// Always active.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Stable {}
 
-/// `deadline: {expire: {seconds, nanos}}`.
+/// Active until `expire`, then EXPIRE.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Deadline {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expire: Option<ProtoTime>,
 }
 
-/// `auto: {duration: {seconds, nanos}}` (deprecated in Slime).
+/// Deprecated in Slime; rejected by meshplane.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct AutoStrategy {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub duration: Option<ProtoTime>,
 }
 
-/// A protobuf Timestamp or Duration in its Go-struct JSON form (`{seconds, nanos}`).
+/// A time as seconds since the Unix epoch and nanoseconds (a duration for `auto`).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct ProtoTime {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -156,17 +158,21 @@ pub struct FenceWorkloadSelector {
     pub from_service: Option<bool>,
 }
 
-/// Slime's `status`: domains (ACTIVE omitted, as Slime's jsonpb marshalling does) and the
-/// learned dependencies as `metricStatus` keys.
+// Slime's `status`: domains (ACTIVE omitted, as Slime's jsonpb marshalling does) and the
+// learned dependencies as `metricStatus` keys.
+/// Written by meshplane: the fence's domains and the dependencies learned from traffic.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ServiceFenceStatus {
+    /// Every domain of the fence: from `spec.host`, `spec.labelSelector` and `metricStatus`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub domains: BTreeMap<String, Destinations>,
+    /// Learned dependencies: `{destination_service="<host>"}` keys with a count.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub metric_status: BTreeMap<String, String>,
 }
 
+/// One domain: its hosts, and its status (absent: ACTIVE).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Destinations {
     pub hosts: Vec<String>,
@@ -174,7 +180,7 @@ pub struct Destinations {
     pub status: Option<DestinationStatus>,
 }
 
-/// A domain's status by name (ACTIVE is the zero value, omitted).
+/// A domain's status (ACTIVE, the zero value, is omitted).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub enum DestinationStatus {
     #[serde(rename = "ACTIVE")]

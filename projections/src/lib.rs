@@ -12,6 +12,7 @@ pub mod desired;
 pub mod digest;
 pub mod fence;
 pub mod history;
+pub mod install;
 pub mod object;
 pub mod plan;
 pub mod registry;
