@@ -59,6 +59,10 @@ pub enum Command {
     Log(LogArgs),
     /// Run the deterministic simulator for one seed (`--seed N`) or a swarm (`--seeds A..B`).
     Simulate(crate::commands::simulate::SimulateArgs),
+    /// Print the CustomResourceDefinitions meshplane owns (ServiceFence, SlimeBoot) as YAML.
+    Crds,
+    /// Render meshplane's own deployment manifests (`install --print`).
+    Install(InstallArgs),
 }
 
 /// Which storage engine holds the log.
@@ -431,6 +435,21 @@ pub struct ImportArgs {
 
     /// The JSON Lines file to import (`-` for standard input).
     pub file: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct InstallArgs {
+    /// Print the manifests as multi-document YAML (the only mode: apply them with kubectl).
+    #[arg(long, required = true)]
+    pub print: bool,
+
+    /// Namespace meshplane is installed into.
+    #[arg(long, short = 'n', value_name = "NS", default_value = projections::install::DEFAULT_NAMESPACE)]
+    pub namespace: String,
+
+    /// Container image (default: meshplane:<this version>).
+    #[arg(long, value_name = "IMAGE")]
+    pub image: Option<String>,
 }
 
 #[cfg(test)]

@@ -53,6 +53,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Rollback(args) => commands::rollback::run(args),
         Command::Log(args) => commands::log::run(args),
         Command::Simulate(args) => commands::simulate::run(args),
+        Command::Crds => commands::crds::run(),
+        Command::Install(args) => commands::install::run(args),
     }
 }
 

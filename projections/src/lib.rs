@@ -7,10 +7,12 @@
 #![forbid(unsafe_code)]
 #![deny(clippy::disallowed_methods, clippy::disallowed_types)]
 
+pub mod crds;
 pub mod desired;
 pub mod digest;
 pub mod fence;
 pub mod history;
+pub mod install;
 pub mod object;
 pub mod plan;
 pub mod registry;

@@ -1,10 +1,12 @@
 //! One module per subcommand.
 
 pub mod apply;
+pub mod crds;
 pub mod delete;
 pub mod explain;
 pub mod get;
 pub mod history;
+pub mod install;
 pub mod log;
 pub mod registry;
 pub mod replay;
@@ -21,6 +23,21 @@ pub fn print(text: &str) -> anyhow::Result<()> {
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
         other => Ok(other?),
     }
+}
+
+/// Objects as multi-document YAML, after a comment header (each line prefixed with `# `).
+pub fn yaml_documents(header: &str, objects: &[serde_json::Value]) -> anyhow::Result<String> {
+    let mut out = String::new();
+    for line in header.lines() {
+        out.push_str("# ");
+        out.push_str(line);
+        out.push('\n');
+    }
+    for object in objects {
+        out.push_str("---\n");
+        out.push_str(&serde_norway::to_string(object)?);
+    }
+    Ok(out)
 }
 
 /// `kind/name` the way kubectl prints it: the kind in lower case.
