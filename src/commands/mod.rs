@@ -44,3 +44,15 @@ pub fn yaml_documents(header: &str, objects: &[serde_json::Value]) -> anyhow::Re
 pub fn object_ref(kind: &str, name: &str) -> String {
     format!("{}/{name}", kind.to_ascii_lowercase())
 }
+
+/// A progress bar on standard error with this template when it is a terminal; hidden
+/// otherwise (pipes, files and tests see no bar).
+pub fn progress_bar(len: u64, template: &str) -> indicatif::ProgressBar {
+    use std::io::IsTerminal;
+    if !std::io::stderr().is_terminal() {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new(len);
+    bar.set_style(indicatif::ProgressStyle::with_template(template).expect("a valid template"));
+    bar
+}

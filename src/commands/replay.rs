@@ -3,11 +3,11 @@
 //! a position, with no adapters; report it, print its desired objects, or compare it with
 //! another log or another position.
 
-use std::io::{BufReader, IsTerminal};
+use std::io::BufReader;
 use std::path::Path;
 
 use anyhow::{Context, Result};
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::ProgressBar;
 
 use crate::cli::{ReplayArgs, ReplayOutput, Store};
 use crate::commands::print;
@@ -100,15 +100,10 @@ impl Source<'_> {
 /// A bar on standard error (positions folded / the target position) when it is a terminal;
 /// hidden otherwise.
 fn progress_bar(len: u64) -> ProgressBar {
-    if !std::io::stderr().is_terminal() {
-        return ProgressBar::hidden();
-    }
-    let bar = ProgressBar::new(len);
-    bar.set_style(
-        ProgressStyle::with_template("replay {wide_bar} {human_pos}/{human_len} events, eta {eta}")
-            .expect("a valid template"),
-    );
-    bar
+    super::progress_bar(
+        len,
+        "replay {wide_bar} {human_pos}/{human_len} events, eta {eta}",
+    )
 }
 
 fn check_end(replay: &Replay, to: Option<u64>) -> Result<()> {

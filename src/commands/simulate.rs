@@ -123,8 +123,13 @@ fn swarm(from: u64, to: u64, config: impl Fn(u64) -> SimConfig) -> anyhow::Resul
     let mut failed = Vec::new();
     let (mut steps, mut events, mut crashes) = (0u64, 0u64, 0u64);
     let mut faults = simulations::FaultCounts::default();
+    let bar = super::progress_bar(
+        to - from,
+        "simulate {wide_bar} {pos}/{len} seeds, eta {eta}",
+    );
     for seed in from..to {
         let report = simulations::run(config(seed));
+        bar.inc(1);
         steps += report.steps;
         events += report.events;
         crashes += report.crashes;
@@ -135,8 +140,9 @@ fn swarm(from: u64, to: u64, config: impl Fn(u64) -> SimConfig) -> anyhow::Resul
             line.push_str(&v.to_string());
             failed.push((seed, v.invariant, v.step));
         }
-        super::print(&line)?;
+        bar.suspend(|| super::print(&line))?;
     }
+    bar.finish_and_clear();
     let injected: Vec<String> = faults
         .nonzero()
         .into_iter()
