@@ -202,6 +202,8 @@ fn access_logs_streamed_over_grpc_narrow_the_sidecar() {
     let (code, body) = raw_request(daemon.port, "GET", "/api/v1/accesslog", &[], Vec::new());
     assert_eq!(code, 200, "{body}");
     let counts: Value = serde_json::from_str(&body).unwrap();
+    // 6 + 1 HTTP entries and 2 TCP entries, each counted once.
+    assert_eq!(counts["received"], 9, "{counts}");
     assert_eq!(counts["malformed"], 1, "{counts}");
     assert_eq!(counts["unknown_source"], 1, "{counts}");
     assert_eq!(counts["unknown_destination"], 1, "{counts}");
