@@ -456,9 +456,9 @@ mod daemon {
         docs
     }
 
-    /// The daemon's manifest projector (as `daemon::project_forever`): on every delivery, read
-    /// the resource and fence states, compute every desired object and sync the directory;
-    /// publishes the position each pass covered.
+    /// The daemon's manifest projector (as `daemon::project_forever`): on every delivery, one
+    /// pass of `daemon::project_manifests` (a chunk of objects at a time); publishes the
+    /// position each pass covered.
     pub async fn project_forever(
         dispatcher: Dispatcher,
         dir: ManifestDir,
@@ -468,22 +468,8 @@ mod daemon {
         let mut delivered = dispatcher.watch_delivered();
         loop {
             delivered.borrow_and_update();
-            if let Ok((resources, fences, position)) = dispatcher.kube_sources().await {
-                let mesh = Mesh {
-                    position,
-                    resources,
-                    fences,
-                    ..Default::default()
-                };
-                let manifests = manifests.clone();
-                let synced = tokio::task::spawn_blocking(move || {
-                    let desired = projections::desired_kube(&mesh);
-                    manifests.lock().expect("manifests").sync(&desired).is_ok()
-                })
-                .await;
-                if matches!(synced, Ok(true)) {
-                    projected.send_replace(position);
-                }
+            if let Ok(pass) = adapters::daemon::project_manifests(&dispatcher, &manifests).await {
+                projected.send_replace(pass.position);
             }
             if delivered.changed().await.is_err() {
                 return;
@@ -1404,24 +1390,27 @@ mod scale {
             let steady = rss_mib().0;
             let before = reset_peak();
             let started = Instant::now();
-            let (resources, fences, position) = dispatcher.kube_sources().await.expect("read");
-            let read_s = secs(started);
-            let started = Instant::now();
-            let mesh = Mesh {
-                position,
-                resources,
-                fences,
-                ..Default::default()
-            };
-            let desired = tokio::task::spawn_blocking(move || projections::desired_kube(&mesh))
+            let scratch = tempfile::tempdir().expect("tempdir");
+            let scratch_dir = Arc::new(Mutex::new(
+                ManifestDir::open(scratch.path()).expect("manifest dir"),
+            ));
+            let pass = adapters::daemon::project_manifests(&dispatcher, &scratch_dir)
                 .await
-                .unwrap();
+                .expect("projection pass");
+            let read_s = secs(started);
             println!(
-                "  one projection pass as the daemon runs it: kube_sources (clone of resources + fences) {read_s:.3} s, desired_kube {:.3} s, {} objects",
-                secs(started),
-                desired.kube.len()
+                "  one projection pass as the daemon runs it (project_manifests, a first pass: every file written): {read_s:.3} s, {} objects, {} written",
+                pass.objects, pass.written
             );
-            drop(desired);
+            let started = Instant::now();
+            let again = adapters::daemon::project_manifests(&dispatcher, &scratch_dir)
+                .await
+                .expect("projection pass");
+            println!(
+                "  a pass with nothing changed: {:.3} s, {} written",
+                secs(started),
+                again.written
+            );
             let pass_peak = rss_mib().1;
             println!(
                 "    peak RSS during the pass {:.1} MiB ({:.0} MB): +{:.0} MiB over the running host (memory freed after it is returned to the OS later)",

@@ -1,6 +1,7 @@
 //! `meshplane run`: the log, the actor host, the projection to the manifest directory and the
 //! HTTP API, wired together, with graceful shutdown on SIGTERM/SIGINT.
 
+use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
@@ -21,6 +22,8 @@ use crate::metrics::Metrics;
 use crate::registry::{run_monitor, LivenessTracker};
 use crate::snapshot;
 use crate::storage::{open_store, StoreKind};
+use events::schema::{FenceKey, ResourceKey};
+use projections::ObjectRef;
 
 /// How often the liveness monitor looks for transitions: bounds how late an instance is marked
 /// out of service (2 × heartbeat interval + this).
@@ -365,60 +368,170 @@ async fn project_once(
     manifests: &Arc<Mutex<ManifestDir>>,
     metrics: &Arc<Metrics>,
 ) {
-    // Declarative resources and fences become Kubernetes objects; reading just them keeps a
-    // pass cheap when the registry holds 100,000 instances.
-    let mesh = match dispatcher.kube_sources().await {
-        Ok((resources, fences, position)) => actors::Mesh {
-            position,
-            resources,
-            fences,
-            ..Default::default()
-        },
-        Err(e) => {
-            tracing::error!(error = %e, "cannot read state for projection");
-            metrics.projection_errors.fetch_add(1, Ordering::Relaxed);
-            return;
-        }
-    };
-    let position = mesh.position;
-    let manifests = manifests.clone();
-    let metrics_for_sync = metrics.clone();
-    let outcome = tokio::task::spawn_blocking(move || {
-        let desired = projections::desired_kube(&mesh);
-        for (r, why) in &desired.errors {
-            tracing::error!(object = %r, error = %why, "cannot project object");
-        }
-        metrics_for_sync
-            .desired_objects
-            .store(desired.kube.len() as u64, Ordering::Relaxed);
-        manifests.lock().expect("manifest dir lock").sync(&desired)
-    })
-    .await;
-    match outcome {
-        Ok(Ok(report)) => {
-            metrics.projected.store(position, Ordering::Relaxed);
+    match project_manifests(dispatcher, manifests).await {
+        Ok(pass) => {
+            metrics.projected.store(pass.position, Ordering::Relaxed);
+            metrics
+                .desired_objects
+                .store(pass.objects as u64, Ordering::Relaxed);
             metrics
                 .manifest_writes
-                .fetch_add(report.written as u64, Ordering::Relaxed);
+                .fetch_add(pass.written as u64, Ordering::Relaxed);
             metrics
                 .manifest_deletes
-                .fetch_add(report.removed as u64, Ordering::Relaxed);
-            if report.written + report.removed > 0 {
+                .fetch_add(pass.removed as u64, Ordering::Relaxed);
+            if pass.written + pass.removed > 0 {
                 tracing::info!(
-                    position,
-                    written = report.written,
-                    removed = report.removed,
+                    position = pass.position,
+                    written = pass.written,
+                    removed = pass.removed,
                     "projected to the manifest directory"
                 );
             }
         }
-        Ok(Err(e)) => {
+        Err(e) => {
             metrics.projection_errors.fetch_add(1, Ordering::Relaxed);
             tracing::error!(error = %e, "projection to the manifest directory failed");
         }
-        Err(e) => {
-            metrics.projection_errors.fetch_add(1, Ordering::Relaxed);
-            tracing::error!(error = %e, "projection task failed");
+    }
+}
+
+/// Objects rendered per read of an actor. A read holds the actor (and the events waiting for
+/// it) while it renders, so each stays short; and the pass never holds all desired objects, nor
+/// a copy of a concept's state, at once (10,000 fences would need several hundred MB).
+const PROJECT_CHUNK: usize = 256;
+
+/// What one projection pass did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Pass {
+    /// The newest log position a chunk of the pass saw.
+    pub position: u64,
+    pub objects: usize,
+    pub written: usize,
+    pub removed: usize,
+}
+
+/// One pass over every desired Kubernetes object, a chunk at a time, then the removal of the
+/// files of objects no longer desired. Chunks may see successive positions; the pass after the
+/// next delivery covers whatever changed meanwhile.
+pub async fn project_manifests(
+    dispatcher: &Dispatcher,
+    manifests: &Arc<Mutex<ManifestDir>>,
+) -> Result<Pass, String> {
+    use std::ops::Bound::{Excluded, Unbounded};
+    let host = |e: crate::host::DispatchError| e.to_string();
+    let mut pass = Pass::default();
+    let mut keep: BTreeSet<ObjectRef> = BTreeSet::new();
+    let mut after: Option<ResourceKey> = None;
+    loop {
+        let cursor = after.take();
+        let (objects, last, position) = dispatcher
+            .read_resources(move |s, position| {
+                let range = match cursor {
+                    Some(k) => s.resources.range((Excluded(k), Unbounded)),
+                    None => s.resources.range::<ResourceKey, _>(..),
+                };
+                let mut objects = Vec::new();
+                let mut last = None;
+                for (key, resource) in range.take(PROJECT_CHUNK) {
+                    last = Some(key.clone());
+                    match projections::desired::resource_object(key, resource) {
+                        Some(Ok(o)) => objects.push(o),
+                        Some(Err((r, why))) => {
+                            tracing::error!(object = %r, error = %why, "cannot project object")
+                        }
+                        None => {}
+                    }
+                }
+                (objects, last, position)
+            })
+            .await
+            .map_err(host)?;
+        pass.position = pass.position.max(position);
+        write_chunk(manifests, objects, &mut keep, &mut pass).await?;
+        match last {
+            Some(k) => after = Some(k),
+            None => break,
         }
     }
+    // The applied ServiceFences (the fence concept adds their status); few, so copied.
+    let applied = dispatcher
+        .read_resources(|s, _| {
+            let mut only = actors::resource::ResourceState::default();
+            only.resources.extend(
+                s.list(actors::fence::SERVICE_FENCE_KIND, None)
+                    .map(|(k, r)| (k.clone(), r.clone())),
+            );
+            only
+        })
+        .await
+        .map_err(host)?;
+    let applied = Arc::new(applied);
+    let mut after: Option<FenceKey> = None;
+    loop {
+        let cursor = after.take();
+        let applied = applied.clone();
+        let (objects, last, position) = dispatcher
+            .read_fences(move |s, position| {
+                let range = match cursor {
+                    Some(k) => s.fences.range((Excluded(k), Unbounded)),
+                    None => s.fences.range::<FenceKey, _>(..),
+                };
+                let mut out = std::collections::BTreeMap::new();
+                let mut last = None;
+                for (key, _) in range.take(PROJECT_CHUNK) {
+                    last = Some(key.clone());
+                    projections::fence::fence_objects(s, &applied, key, &mut out);
+                }
+                if last.is_none() {
+                    out.extend(projections::fence::fallback_object(s));
+                }
+                (out.into_iter().collect::<Vec<_>>(), last, position)
+            })
+            .await
+            .map_err(host)?;
+        pass.position = pass.position.max(position);
+        write_chunk(manifests, objects, &mut keep, &mut pass).await?;
+        match last {
+            Some(k) => after = Some(k),
+            None => break,
+        }
+    }
+    pass.objects = keep.len();
+    let manifests = manifests.clone();
+    pass.removed = tokio::task::spawn_blocking(move || {
+        manifests
+            .lock()
+            .expect("manifest dir lock")
+            .retain(|r| keep.contains(r))
+    })
+    .await
+    .map_err(|e| format!("projection task failed: {e}"))?
+    .map_err(|e| e.to_string())?;
+    Ok(pass)
+}
+
+/// Write one chunk of desired objects (only the files whose content changes).
+async fn write_chunk(
+    manifests: &Arc<Mutex<ManifestDir>>,
+    objects: Vec<(ObjectRef, projections::KubeObject)>,
+    keep: &mut BTreeSet<ObjectRef>,
+    pass: &mut Pass,
+) -> Result<(), String> {
+    keep.extend(objects.iter().map(|(r, _)| r.clone()));
+    let manifests = manifests.clone();
+    pass.written += tokio::task::spawn_blocking(move || {
+        let mut dir = manifests.lock().expect("manifest dir lock");
+        let mut written = 0;
+        for (r, object) in &objects {
+            if dir.put(r, object)? {
+                written += 1;
+            }
+        }
+        Ok::<_, Error>(written)
+    })
+    .await
+    .map_err(|e| format!("projection task failed: {e}"))?
+    .map_err(|e| e.to_string())?;
+    Ok(())
 }

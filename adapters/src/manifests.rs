@@ -5,10 +5,10 @@
 //! longer desired are removed, but only files that carry meshplane's managed-by label, so
 //! anything else in the directory is left alone.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-use projections::{plan, Desired, ObjectRef, MANAGED_BY_LABEL, MANAGER};
+use projections::{Desired, KubeObject, ObjectRef, MANAGED_BY_LABEL, MANAGER};
 use serde_json::Value;
 
 use crate::error::Error;
@@ -27,8 +27,14 @@ pub struct SyncReport {
 /// A manifest directory and what meshplane has in it.
 pub struct ManifestDir {
     root: PathBuf,
-    /// Object → the file content on disk, for files meshplane owns.
-    observed: BTreeMap<ObjectRef, String>,
+    /// Every file meshplane owns here, by object, with the SHA-256 of its content: a digest
+    /// rather than the text, so 40,000 objects cost a few MB, not the size of the directory.
+    observed: BTreeMap<ObjectRef, [u8; 32]>,
+}
+
+fn digest(content: &str) -> [u8; 32] {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(content.as_bytes()).into()
 }
 
 impl ManifestDir {
@@ -48,7 +54,7 @@ impl ManifestDir {
                 let content = std::fs::read_to_string(&file).map_err(|e| Error::io(&file, e))?;
                 if let Some(r) = owned_object(&content) {
                     if path_of(root, &r) == file {
-                        observed.insert(r, content);
+                        observed.insert(r, digest(&content));
                     }
                 }
             }
@@ -65,39 +71,52 @@ impl ManifestDir {
 
     /// Make the directory hold exactly the desired objects.
     pub fn sync(&mut self, desired: &Desired) -> Result<SyncReport, Error> {
-        let rendered: BTreeMap<ObjectRef, String> = desired
-            .kube
-            .iter()
-            .map(|(r, o)| Ok((r.clone(), render(&o.to_value())?)))
-            .collect::<Result<_, Error>>()?;
-        let changes = plan(&rendered, &self.observed);
-        let mut report = SyncReport {
-            unchanged: rendered.len() - changes.creates.len() - changes.updates.len(),
-            ..SyncReport::default()
-        };
-        for (r, content) in changes.creates.into_iter().chain(changes.updates) {
-            let path = path_of(&self.root, &r);
-            write_atomically(&path, &content)?;
-            tracing::debug!(object = %r, path = %path.display(), "wrote manifest");
-            self.observed.insert(r, content);
-            report.written += 1;
+        let mut report = SyncReport::default();
+        for (r, object) in &desired.kube {
+            if self.put(r, object)? {
+                report.written += 1;
+            } else {
+                report.unchanged += 1;
+            }
         }
-        for r in changes.deletes {
-            let path = path_of(&self.root, &r);
+        let keep: BTreeSet<&ObjectRef> = desired.kube.keys().collect();
+        report.removed = self.retain(|r| keep.contains(r))?;
+        Ok(report)
+    }
+
+    /// Write one desired object unless its file already holds exactly it; true when written.
+    /// With [`ManifestDir::retain`], lets a projector go through the desired objects a few at a
+    /// time instead of holding them all.
+    pub fn put(&mut self, r: &ObjectRef, object: &KubeObject) -> Result<bool, Error> {
+        let content = render(&object.to_value())?;
+        let hash = digest(&content);
+        if self.observed.get(r) == Some(&hash) {
+            return Ok(false);
+        }
+        let path = path_of(&self.root, r);
+        write_atomically(&path, &content)?;
+        tracing::debug!(object = %r, path = %path.display(), "wrote manifest");
+        self.observed.insert(r.clone(), hash);
+        Ok(true)
+    }
+
+    /// Remove the files of every owned object `keep` rejects; returns how many.
+    pub fn retain(&mut self, keep: impl Fn(&ObjectRef) -> bool) -> Result<usize, Error> {
+        let gone: Vec<ObjectRef> = self.observed.keys().filter(|r| !keep(r)).cloned().collect();
+        for r in &gone {
+            let path = path_of(&self.root, r);
             match std::fs::remove_file(&path) {
                 Ok(()) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                 Err(e) => return Err(Error::io(&path, e)),
             }
             if let Some(dir) = path.parent() {
-                // Only succeeds when the namespace directory is now empty.
                 let _ = std::fs::remove_dir(dir);
             }
             tracing::debug!(object = %r, path = %path.display(), "removed manifest");
-            self.observed.remove(&r);
-            report.removed += 1;
+            self.observed.remove(r);
         }
-        Ok(report)
+        Ok(gone.len())
     }
 }
 

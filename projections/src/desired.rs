@@ -3,7 +3,9 @@
 use std::collections::BTreeMap;
 
 use actors::resource::kinds;
+use actors::resource::StoredResource;
 use actors::Mesh;
+use events::schema::ResourceKey;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
@@ -99,30 +101,45 @@ fn served_api_version(kind: &str, applied: &str) -> String {
 pub fn desired_kube(mesh: &Mesh) -> Desired {
     let mut out = Desired::default();
     for (key, resource) in &mesh.resources.resources {
-        if !projected_as_applied(&key.kind) {
-            continue;
-        }
-        let mut object = resource.to_object(key);
-        let api_version = served_api_version(&key.kind, &resource.api_version);
-        object["apiVersion"] = Value::String(api_version.clone());
-        let r = ObjectRef {
-            api_version,
-            kind: key.kind.clone(),
-            namespace: key.namespace.clone(),
-            name: key.name.clone(),
-        };
-        // Ownership is marked on the Kubernetes object only: it is what the cluster adapter and
-        // the manifest directory use to decide what they may delete.
-        object["metadata"]["labels"][MANAGED_BY_LABEL] = Value::String(MANAGER.to_string());
-        match KubeObject::from_value(&key.kind, object) {
-            Ok(o) => {
+        match resource_object(key, resource) {
+            Some(Ok((r, o))) => {
                 out.kube.insert(r, o);
             }
-            Err(e) => out.errors.push((r, e)),
+            Some(Err(e)) => out.errors.push(e),
+            None => {}
         }
     }
     fence::desired_objects(&mesh.fences, &mesh.resources, &mut out.kube);
     out
+}
+
+/// The Kubernetes object one applied resource projects to: `None` when its kind is not
+/// projected as applied (a ServiceFence is projected by the fence concept, a SlimeBoot not at
+/// all). Lets an adapter project a few resources at a time.
+#[allow(clippy::type_complexity)]
+pub fn resource_object(
+    key: &ResourceKey,
+    resource: &StoredResource,
+) -> Option<Result<(ObjectRef, KubeObject), (ObjectRef, String)>> {
+    if !projected_as_applied(&key.kind) {
+        return None;
+    }
+    let mut object = resource.to_object(key);
+    let api_version = served_api_version(&key.kind, &resource.api_version);
+    object["apiVersion"] = Value::String(api_version.clone());
+    let r = ObjectRef {
+        api_version,
+        kind: key.kind.clone(),
+        namespace: key.namespace.clone(),
+        name: key.name.clone(),
+    };
+    // Ownership is marked on the Kubernetes object only: it is what the cluster adapter and
+    // the manifest directory use to decide what they may delete.
+    object["metadata"]["labels"][MANAGED_BY_LABEL] = Value::String(MANAGER.to_string());
+    Some(match KubeObject::from_value(&key.kind, object) {
+        Ok(o) => Ok((r, o)),
+        Err(e) => Err((r, e)),
+    })
 }
 
 /// Whether resources of `kind` are projected as applied (not by their concept, and not

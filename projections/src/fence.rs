@@ -456,33 +456,50 @@ pub fn desired_objects(
     out: &mut BTreeMap<ObjectRef, KubeObject>,
 ) {
     for key in state.fences.keys() {
-        if let Some(fence) = service_fence(state, resources, key) {
-            out.insert(
-                object_ref(
-                    SERVICE_FENCE_API_VERSION,
-                    SERVICE_FENCE_KIND,
-                    &key.namespace,
-                    &key.name,
-                ),
-                KubeObject::ServiceFence(Box::new(fence)),
-            );
-        }
-        if let Some(sidecar) = sidecar(state, key) {
-            out.insert(
-                object_ref(SIDECAR_API_VERSION, "Sidecar", &key.namespace, &key.name),
-                KubeObject::Sidecar(Box::new(sidecar)),
-            );
-        }
+        fence_objects(state, resources, key, out);
     }
-    if let Some(filter) = fallback_filter(&state.config) {
+    if let Some((r, filter)) = fallback_object(state) {
+        out.insert(r, filter);
+    }
+}
+
+/// The objects of one fence (its ServiceFence and Sidecar): lets an adapter project a few
+/// fences at a time. `resources` needs only the applied ServiceFences.
+pub fn fence_objects(
+    state: &FenceState,
+    resources: &ResourceState,
+    key: &FenceKey,
+    out: &mut BTreeMap<ObjectRef, KubeObject>,
+) {
+    if let Some(fence) = service_fence(state, resources, key) {
         out.insert(
             object_ref(
-                ENVOY_FILTER_API_VERSION,
-                "EnvoyFilter",
-                &state.config.istio_namespace,
-                FALLBACK_FILTER_NAME,
+                SERVICE_FENCE_API_VERSION,
+                SERVICE_FENCE_KIND,
+                &key.namespace,
+                &key.name,
             ),
-            KubeObject::Custom(Box::new(filter)),
+            KubeObject::ServiceFence(Box::new(fence)),
         );
     }
+    if let Some(sidecar) = sidecar(state, key) {
+        out.insert(
+            object_ref(SIDECAR_API_VERSION, "Sidecar", &key.namespace, &key.name),
+            KubeObject::Sidecar(Box::new(sidecar)),
+        );
+    }
+}
+
+/// The fallback EnvoyFilter with its identity, when a lazyload configuration is in force.
+pub fn fallback_object(state: &FenceState) -> Option<(ObjectRef, KubeObject)> {
+    let filter = fallback_filter(&state.config)?;
+    Some((
+        object_ref(
+            ENVOY_FILTER_API_VERSION,
+            "EnvoyFilter",
+            &state.config.istio_namespace,
+            FALLBACK_FILTER_NAME,
+        ),
+        KubeObject::Custom(Box::new(filter)),
+    ))
 }
