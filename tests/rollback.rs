@@ -156,6 +156,21 @@ fn get_at_answers_from_a_past_position() {
     assert!(past_end
         .fails()
         .contains("position 99 is not in the log (1..=3)"));
+    // The registry's catalog too.
+    let tenant = |d: &str| {
+        format!("apiVersion: mesh.megaease.com/v1alpha1\nkind: Tenant\nmetadata:\n  name: shop\nspec:\n  description: {d}\n")
+    };
+    apply(&sandbox, url, "t1.yaml", &tenant("first")); // 4
+    apply(&sandbox, url, "t2.yaml", &tenant("second")); // 5
+    let then = sandbox
+        .run(&[
+            "get", "tenants", "shop", "--at", "4", "-o", "json", "--server", url,
+        ])
+        .json();
+    assert_eq!(then["spec"]["description"], "first", "{then}");
+    let listed = sandbox.run(&["get", "tenants", "--at", "3", "--server", url]);
+    assert!(listed.ok().is_empty(), "no tenant before position 4");
+
     // Writes act on the present only.
     let (code, body) = support::raw_request(
         daemon.port,

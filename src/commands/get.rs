@@ -43,9 +43,9 @@ pub fn objects_of(answer: Value, named: bool) -> Vec<Value> {
 pub fn run(args: GetArgs) -> Result<()> {
     let client = Client::new(config::resolve(&args.client)?);
     if let Some(kind) = RegistryKind::find(&args.kind) {
-        if args.at.is_some() && (kind != RegistryKind::ServiceInstances || args.name.is_some()) {
+        if args.at.is_some() && kind == RegistryKind::ServiceInstances && args.name.is_some() {
             anyhow::bail!(
-                "--at lists Kubernetes kinds and serviceinstances; for other registry kinds at a past position use `meshplane replay --to POS` or `meshplane history`"
+                "--at lists service instances (`get si --at POS`); for one instance's past use `meshplane history si SERVICE/ID`"
             );
         }
         if args.namespace.is_some() || args.all_namespaces {

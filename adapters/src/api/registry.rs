@@ -546,29 +546,27 @@ fn catalog_path(segment: &str) -> Result<CatalogPath, ApiError> {
 pub async fn list_catalog(
     req: HttpRequest,
     path: web::Path<String>,
+    query: web::Query<AtQuery>,
     state: web::Data<ApiState>,
 ) -> Result<HttpResponse, ApiError> {
     let which = catalog_path(&path.into_inner())?;
-    let (items, position) = state
-        .dispatcher
-        .read_services(move |s, position| {
-            let items: Vec<Value> = match which {
-                CatalogPath::Tenants => s
-                    .tenants
-                    .keys()
-                    .filter_map(|n| tenant_object(s, n))
-                    .collect(),
-                CatalogPath::Services => s
-                    .services
-                    .keys()
-                    .filter_map(|n| service_object(s, n))
-                    .collect(),
-                CatalogPath::MeshControllers => controller_object(s).into_iter().collect(),
-            };
-            (items, position)
-        })
-        .await
-        .map_err(|e| ApiError::dispatch(e, false))?;
+    let (items, position) = read_services_at(&state, query.at, move |s, position| {
+        let items: Vec<Value> = match which {
+            CatalogPath::Tenants => s
+                .tenants
+                .keys()
+                .filter_map(|n| tenant_object(s, n))
+                .collect(),
+            CatalogPath::Services => s
+                .services
+                .keys()
+                .filter_map(|n| service_object(s, n))
+                .collect(),
+            CatalogPath::MeshControllers => controller_object(s).into_iter().collect(),
+        };
+        (items, position)
+    })
+    .await?;
     respond(
         &req,
         StatusCode::OK,
@@ -580,27 +578,51 @@ pub async fn list_catalog(
 pub async fn get_catalog(
     req: HttpRequest,
     path: web::Path<(String, String)>,
+    query: web::Query<AtQuery>,
     state: web::Data<ApiState>,
 ) -> Result<HttpResponse, ApiError> {
     let (collection, name) = path.into_inner();
     let which = catalog_path(&collection)?;
     let lookup = name.clone();
-    let found = state
-        .dispatcher
-        .read_services(move |s, _| match which {
-            CatalogPath::Tenants => tenant_object(s, &lookup),
-            CatalogPath::Services => service_object(s, &lookup),
-            CatalogPath::MeshControllers => {
-                controller_object(s).filter(|o| o["metadata"]["name"] == lookup.as_str())
-            }
-        })
-        .await
-        .map_err(|e| ApiError::dispatch(e, false))?;
+    let found = read_services_at(&state, query.at, move |s, _| match which {
+        CatalogPath::Tenants => tenant_object(s, &lookup),
+        CatalogPath::Services => service_object(s, &lookup),
+        CatalogPath::MeshControllers => {
+            controller_object(s).filter(|o| o["metadata"]["name"] == lookup.as_str())
+        }
+    })
+    .await?;
     match found {
         Some(object) => respond(&req, StatusCode::OK, &object),
         None => Err(ApiError::not_found(format!(
             "{collection}/{name} not found"
         ))),
+    }
+}
+
+/// `?at=POS`: answer from the state at a past log position.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AtQuery {
+    at: Option<u64>,
+}
+
+/// Run `query` on the catalog as of `at` (a past position), or on the live state.
+async fn read_services_at<R: Send + 'static>(
+    state: &ApiState,
+    at: Option<u64>,
+    query: impl FnOnce(&ServiceState, u64) -> R + Send + 'static,
+) -> Result<R, ApiError> {
+    match at {
+        None => state
+            .dispatcher
+            .read_services(query)
+            .await
+            .map_err(|e| ApiError::dispatch(e, false)),
+        Some(at) => {
+            let mesh = state.past(at).await?;
+            Ok(query(&mesh.services, mesh.position))
+        }
     }
 }
 
