@@ -129,6 +129,7 @@ async fn serve(
     let Host {
         dispatcher,
         tracker,
+        kube_changes,
         ..
     } = host;
     let snapshotter = (config.snapshot_every > 0).then(|| {
@@ -184,6 +185,7 @@ async fn serve(
         dispatcher.clone(),
         manifests.clone(),
         metrics.clone(),
+        kube_changes,
     ));
 
     let state = web::Data::new(ApiState {
@@ -246,6 +248,36 @@ pub struct Host {
     pub tracker: Arc<LivenessTracker>,
     /// Caller address → service, for the access-log intake.
     pub attribution: Arc<Attribution>,
+    /// The last position whose event changes a Kubernetes object.
+    pub kube_changes: Arc<KubeChanges>,
+}
+
+/// Follows the log for the manifest projector: the position of the last event that changes a
+/// desired Kubernetes object (a resource or fence event, or a rollback). Registry transitions
+/// change none, so at 100,000 instances they never cost a projection pass.
+#[derive(Debug, Default)]
+pub struct KubeChanges(std::sync::atomic::AtomicU64);
+
+impl KubeChanges {
+    pub fn last(&self) -> u64 {
+        self.0.load(Ordering::Acquire)
+    }
+}
+
+impl Observer for KubeChanges {
+    fn observe(&self, event: &events::Event, meta: &actors::Meta) {
+        use actors::mesh::Concept;
+        if Concept::of(event)
+            .iter()
+            .any(|c| matches!(c, Concept::Resource | Concept::Fence))
+        {
+            self.0.fetch_max(meta.position, Ordering::AcqRel);
+        }
+    }
+
+    fn reset(&self, mesh: &actors::Mesh) {
+        self.0.fetch_max(mesh.position, Ordering::AcqRel);
+    }
 }
 
 impl Host {
@@ -280,12 +312,15 @@ pub fn start_host(
     // time sidecars have to send their first heartbeat to this daemon.
     let tracker = Arc::new(LivenessTracker::new(&mesh.instances, clock::now_ms()));
     let attribution = Arc::new(Attribution::from_resources(&mesh.resources));
-    let observers: Vec<Arc<dyn Observer>> = vec![tracker.clone(), attribution.clone()];
+    let kube_changes = Arc::new(KubeChanges::default());
+    let observers: Vec<Arc<dyn Observer>> =
+        vec![tracker.clone(), attribution.clone(), kube_changes.clone()];
     let dispatcher = Dispatcher::start_from(store, metrics, mesh, observers)?;
     Ok(Host {
         dispatcher,
         tracker,
         attribution,
+        kube_changes,
     })
 }
 
@@ -351,11 +386,21 @@ async fn project_forever(
     dispatcher: Dispatcher,
     manifests: Arc<Mutex<ManifestDir>>,
     metrics: Arc<Metrics>,
+    changes: Arc<KubeChanges>,
 ) {
     let mut delivered = dispatcher.watch_delivered();
+    // The first pass always runs: the directory may hold what an older log desired.
+    let mut covered = None;
     loop {
-        delivered.borrow_and_update();
-        project_once(&dispatcher, &manifests, &metrics).await;
+        let position = *delivered.borrow_and_update();
+        let wanted = changes.last();
+        if covered.is_none_or(|c| wanted > c) {
+            project_once(&dispatcher, &manifests, &metrics).await;
+            covered = Some(wanted);
+        } else {
+            // Nothing desired changed since the last pass: the directory reflects this position.
+            metrics.projected.fetch_max(position, Ordering::Relaxed);
+        }
         if delivered.changed().await.is_err() {
             return;
         }
