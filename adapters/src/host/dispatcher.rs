@@ -294,18 +294,6 @@ impl Dispatcher {
         }
     }
 
-    /// The states Kubernetes objects are projected from (resources and fences), read at the
-    /// same delivered position.
-    pub async fn kube_sources(&self) -> Result<(ResourceState, FenceState, u64), DispatchError> {
-        loop {
-            let (resources, p1) = self.read_resources(|s, p| (s.clone(), p)).await?;
-            let (fences, p2) = self.read_fences(|s, p| (s.clone(), p)).await?;
-            if p1 == p2 {
-                return Ok((resources, fences, p1));
-            }
-        }
-    }
-
     /// Run a read-only query on the resource concept's state.
     pub async fn read_resources<R: Send + 'static>(
         &self,
