@@ -2,9 +2,7 @@
 //! validation of the fence's inputs, the JSON-lines intake, fences and their Sidecars, learning,
 //! ageing through the monitor, and Prometheus mode against a fake Prometheus.
 
-use std::io::{BufRead, BufReader, Write};
-use std::net::{TcpListener, TcpStream};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::http::StatusCode;
@@ -14,6 +12,7 @@ use adapters::clock::rfc3339;
 use adapters::daemon::start_host;
 use adapters::fence::intake::Intake;
 use adapters::fence::monitor::{run_monitor, sweep_due};
+use adapters::fence::prometheus::fake::FakePrometheus;
 use adapters::metrics::Metrics;
 use events::backend::memory::MemoryBackend;
 use events::schema::Via;
@@ -658,83 +657,17 @@ async fn the_monitor_ages_a_learned_dependency_idle_then_forgotten() {
     );
 }
 
-/// A fake Prometheus on 127.0.0.1:0: answers every `/api/v1/query` with `body` and records the
-/// decoded queries.
-struct FakePrometheus {
-    address: String,
-    queries: Arc<Mutex<Vec<String>>>,
-}
-
-impl FakePrometheus {
-    fn start(body: String) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let address = format!("http://{}", listener.local_addr().unwrap());
-        let queries = Arc::new(Mutex::new(Vec::new()));
-        let log = queries.clone();
-        std::thread::spawn(move || {
-            for stream in listener.incoming() {
-                let Ok(stream) = stream else { continue };
-                let (body, log) = (body.clone(), log.clone());
-                std::thread::spawn(move || answer(stream, &body, &log));
-            }
-        });
-        FakePrometheus { address, queries }
-    }
-
-    fn queries(&self) -> Vec<String> {
-        self.queries.lock().unwrap().clone()
-    }
-}
-
-fn answer(stream: TcpStream, body: &str, log: &Mutex<Vec<String>>) {
-    let mut reader = BufReader::new(stream.try_clone().unwrap());
-    let mut request_line = String::new();
-    if reader.read_line(&mut request_line).is_err() {
-        return;
-    }
-    loop {
-        let mut header = String::new();
-        match reader.read_line(&mut header) {
-            Ok(0) | Err(_) => break,
-            Ok(_) if header == "\r\n" || header == "\n" => break,
-            Ok(_) => {}
-        }
-    }
-    let target = request_line.split(' ').nth(1).unwrap_or("");
-    let (path, query) = target.split_once('?').unwrap_or((target, ""));
-    let (status, body) = if path == "/api/v1/query" {
-        let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query).unwrap();
-        log.lock().unwrap().extend(
-            pairs
-                .into_iter()
-                .filter(|(k, _)| k == "query")
-                .map(|(_, v)| v),
-        );
-        (200, body)
-    } else {
-        (404, "not found")
-    };
-    let mut stream = stream;
-    let _ = write!(
-        stream,
-        "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\
-         Connection: close\r\n\r\n{body}",
-        body.len()
-    );
-}
-
 #[actix_web::test]
 async fn prometheus_mode_learns_what_prometheus_reports() {
     let sample = |host: &str, value: &str| json!({"metric": {"destination_service": host}, "value": [1_767_323_045.678, value]});
-    let prometheus = FakePrometheus::start(
-        json!({"status": "success", "data": {"resultType": "vector", "result": [
-            sample("details.default.svc.cluster.local:9080", "12"),
-            sample("reviews.default.svc.cluster.local", "3"),
-            sample("unknown", "5"),
-            sample("ratings.default.svc.cluster.local", "0"),
-        ]}})
-        .to_string(),
-    );
+    let answer = json!({"status": "success", "data": {"resultType": "vector", "result": [
+        sample("details.default.svc.cluster.local:9080", "12"),
+        sample("reviews.default.svc.cluster.local", "3"),
+        sample("unknown", "5"),
+        sample("ratings.default.svc.cluster.local", "0"),
+    ]}})
+    .to_string();
+    let prometheus = FakePrometheus::start(move |_| (200, answer.clone()));
     let f = fixture(None, 1 << 20);
     let app = app!(f);
     let query = "sum(istio_requests_total{source_app=\"$source_app\",namespace=\"$namespace\"})by(destination_service)";

@@ -445,26 +445,28 @@ pub async fn run_poller(
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+/// A fake Prometheus on 127.0.0.1:0, for tests here and in `adapters/tests`: answers
+/// `/api/v1/query` with `answer(decoded query)` and records the raw (still encoded) query
+/// strings it received.
+#[doc(hidden)]
+pub mod fake {
     use std::io::{BufRead, BufReader, Write};
     use std::net::{TcpListener, TcpStream};
     use std::sync::{Arc, Mutex};
 
+    use super::PrometheusSource;
+
     type Answer = Box<dyn Fn(&str) -> (u16, String) + Send + Sync>;
 
-    /// A fake Prometheus: answers `/api/v1/query` with `answer(decoded query)`, and records the
-    /// raw (still encoded) query strings it received.
-    struct FakePrometheus {
-        address: String,
+    pub struct FakePrometheus {
+        pub address: String,
         received: Arc<Mutex<Vec<String>>>,
     }
 
     impl FakePrometheus {
-        fn start(answer: impl Fn(&str) -> (u16, String) + Send + Sync + 'static) -> Self {
-            let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-            let address = format!("http://{}", listener.local_addr().unwrap());
+        pub fn start(answer: impl Fn(&str) -> (u16, String) + Send + Sync + 'static) -> Self {
+            let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+            let address = format!("http://{}", listener.local_addr().expect("local address"));
             let received = Arc::new(Mutex::new(Vec::new()));
             let answer: Arc<Answer> = Arc::new(Box::new(answer));
             let log = received.clone();
@@ -478,17 +480,35 @@ mod tests {
             FakePrometheus { address, received }
         }
 
-        fn source(&self) -> PrometheusSource {
+        pub fn source(&self) -> PrometheusSource {
             PrometheusSource::new(self.address.clone())
         }
 
-        fn received(&self) -> Vec<String> {
-            self.received.lock().unwrap().clone()
+        /// The raw query strings received, in order.
+        pub fn received(&self) -> Vec<String> {
+            self.received.lock().expect("fake prometheus log").clone()
+        }
+
+        /// The decoded `query` parameters received, in order.
+        pub fn queries(&self) -> Vec<String> {
+            self.received()
+                .iter()
+                .filter_map(|raw| {
+                    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(raw).ok()?;
+                    pairs
+                        .into_iter()
+                        .find(|(k, _)| k == "query")
+                        .map(|(_, v)| v)
+                })
+                .collect()
         }
     }
 
     fn serve(stream: TcpStream, answer: &Answer, log: &Mutex<Vec<String>>) {
-        let mut reader = BufReader::new(stream.try_clone().unwrap());
+        let Ok(clone) = stream.try_clone() else {
+            return;
+        };
+        let mut reader = BufReader::new(clone);
         let mut request_line = String::new();
         if reader.read_line(&mut request_line).is_err() {
             return;
@@ -504,8 +524,11 @@ mod tests {
         let target = request_line.split(' ').nth(1).unwrap_or("");
         let (path, raw_query) = target.split_once('?').unwrap_or((target, ""));
         let (status, body) = if path == "/api/v1/query" {
-            log.lock().unwrap().push(raw_query.to_owned());
-            let pairs: Vec<(String, String)> = serde_urlencoded::from_str(raw_query).unwrap();
+            log.lock()
+                .expect("fake prometheus log")
+                .push(raw_query.to_owned());
+            let pairs: Vec<(String, String)> =
+                serde_urlencoded::from_str(raw_query).unwrap_or_default();
             let query = pairs
                 .iter()
                 .find(|(k, _)| k == "query")
@@ -523,6 +546,14 @@ mod tests {
             body.len()
         );
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fake::FakePrometheus;
+    use super::*;
+    use std::net::TcpListener;
+    use std::sync::{Arc, Mutex};
 
     fn vector(samples: &[(&[(&str, &str)], &str)]) -> String {
         let result: Vec<serde_json::Value> = samples
