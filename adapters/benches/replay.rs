@@ -8,38 +8,20 @@
 
 #![allow(clippy::disallowed_methods)]
 
-use std::collections::BTreeMap;
-
 // The daemon and the CLI use mimalloc too: replay is allocation-bound.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use std::time::Instant;
 
+mod common;
+
 use actors::Mesh;
 use adapters::host::fold;
+use common::configmap_event;
 use events::backend::redb::RedbBackend;
-use events::schema::{ResourceApplied, ResourceKey};
-use events::{Event, EventStore, ExpectedVersion, Log, NewEvent, StreamAppend, Transaction};
+use events::{EventStore, ExpectedVersion, Log, NewEvent, StreamAppend, Transaction};
 
 const TARGET_SECONDS: f64 = 1.5;
-
-fn event(i: u64, objects: u64) -> Event {
-    let n = i % objects;
-    Event::ResourceApplied(ResourceApplied {
-        key: ResourceKey::new(
-            "ConfigMap",
-            format!("team-{}", n % 50),
-            format!("config-{n}"),
-        ),
-        api_version: "v1".into(),
-        labels: BTreeMap::from([("app".into(), format!("app-{}", n % 300))]),
-        annotations: BTreeMap::new(),
-        body: format!(
-            r#"{{"data":{{"generation":"{i:012}","payload":"{}"}}}}"#,
-            "x".repeat(80)
-        ),
-    })
-}
 
 fn main() {
     let total: u64 = std::env::var("MESHPLANE_BENCH_EVENTS")
@@ -69,7 +51,7 @@ fn main() {
     while i < total {
         let mut txn = Transaction::default();
         for _ in 0..1000.min(total - i) {
-            let e = event(i, objects);
+            let e = configmap_event(i, objects);
             let new = NewEvent::encode(
                 &e,
                 uuid::Uuid::from_u128(i as u128 + 1),

@@ -26,9 +26,12 @@ use std::time::Instant;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+mod common;
+
 use actors::Mesh;
 use adapters::host::state_at;
 use adapters::snapshot;
+use common::configmap_event;
 use events::backend::redb::RedbBackend;
 use events::schema::{ResourceApplied, ResourceDeleted, ResourceKey};
 use events::{Event, EventStore, ExpectedVersion, Log, NewEvent, StreamAppend, Transaction};
@@ -42,25 +45,6 @@ fn env(name: &str, default: u64) -> u64 {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
-}
-
-/// The replay benchmark's event: 10,000 ConfigMaps applied over and over.
-fn configmap_event(i: u64, objects: u64) -> Event {
-    let n = i % objects;
-    Event::ResourceApplied(ResourceApplied {
-        key: ResourceKey::new(
-            "ConfigMap",
-            format!("team-{}", n % 50),
-            format!("config-{n}"),
-        ),
-        api_version: "v1".into(),
-        labels: BTreeMap::from([("app".into(), format!("app-{}", n % 300))]),
-        annotations: BTreeMap::new(),
-        body: format!(
-            r#"{{"data":{{"generation":"{i:012}","payload":"{}"}}}}"#,
-            "x".repeat(80)
-        ),
-    })
 }
 
 fn commit(store: &Log<RedbBackend>, events: &[Event], first_id: u64) {
