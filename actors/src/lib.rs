@@ -10,6 +10,7 @@
 #![forbid(unsafe_code)]
 #![deny(clippy::disallowed_methods, clippy::disallowed_types)]
 
+pub mod cluster;
 pub mod ctx;
 pub mod decider;
 pub mod fence;

@@ -5,6 +5,7 @@ use events::{Envelope, Event, ExpectedVersion, StoreError};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::cluster::{Cluster, ClusterCommand, ClusterState};
 use crate::ctx::Ctx;
 use crate::decider::{Decider, Decision, Meta, Rejection};
 use crate::fence::{self, FenceCommand, FenceState, Fences};
@@ -19,6 +20,7 @@ pub enum Concept {
     Service,
     Instance,
     Fence,
+    Cluster,
 }
 
 impl Concept {
@@ -27,6 +29,7 @@ impl Concept {
         Concept::Service,
         Concept::Instance,
         Concept::Fence,
+        Concept::Cluster,
     ];
 
     pub fn name(self) -> &'static str {
@@ -35,6 +38,7 @@ impl Concept {
             Concept::Service => "service",
             Concept::Instance => "instance",
             Concept::Fence => "fence",
+            Concept::Cluster => "cluster",
         }
     }
 
@@ -51,6 +55,13 @@ impl Concept {
                 &[Concept::Resource, Concept::Fence]
             }
             Event::ResourceApplied(_) | Event::ResourceDeleted(_) => &[Concept::Resource],
+            Event::ObjectObserved(e) if fence::reads_kind(&e.key.kind) => {
+                &[Concept::Cluster, Concept::Fence]
+            }
+            Event::ObjectGone(e) if fence::reads_kind(&e.key.kind) => {
+                &[Concept::Cluster, Concept::Fence]
+            }
+            Event::ObjectObserved(_) | Event::ObjectGone(_) => &[Concept::Cluster],
             Event::TenantApplied(_) | Event::TenantDeleted(_) => &[Concept::Service],
             Event::ServiceApplied(_)
             | Event::ServiceDeleted(_)
@@ -80,6 +91,7 @@ pub enum MeshCommand {
     Service(ServiceCommand),
     Instance(InstanceCommand),
     Fence(FenceCommand),
+    Cluster(ClusterCommand),
 }
 
 impl MeshCommand {
@@ -89,6 +101,7 @@ impl MeshCommand {
             MeshCommand::Service(_) => Concept::Service,
             MeshCommand::Instance(_) => Concept::Instance,
             MeshCommand::Fence(_) => Concept::Fence,
+            MeshCommand::Cluster(_) => Concept::Cluster,
         }
     }
 }
@@ -102,6 +115,8 @@ pub struct Mesh {
     pub services: ServiceState,
     pub instances: InstanceState,
     pub fences: FenceState,
+    /// What the Kubernetes watchers observed.
+    pub cluster: ClusterState,
     /// The rollbacks that shaped this state.
     pub timeline: crate::timeline::Timeline,
 }
@@ -114,6 +129,7 @@ impl Mesh {
             MeshCommand::Service(c) => Services::decide(&self.services, c, ctx),
             MeshCommand::Instance(c) => Instances::decide(&self.instances, c, ctx),
             MeshCommand::Fence(c) => Fences::decide(&self.fences, c, ctx),
+            MeshCommand::Cluster(c) => Cluster::decide(&self.cluster, c, ctx),
         }
     }
 
@@ -163,6 +179,8 @@ impl Mesh {
             Event::DependencyForgotten(e) => self.fences.note_version(&e.fence, v),
             Event::HostDeadlinePassed(e) => self.fences.note_version(&e.fence, v),
             Event::RolledBack(_) => self.timeline.version = v,
+            Event::ObjectObserved(e) => self.cluster.note_version(&e.key.kind, v),
+            Event::ObjectGone(e) => self.cluster.note_version(&e.key.kind, v),
         }
     }
 
@@ -172,6 +190,7 @@ impl Mesh {
             Concept::Service => Services::evolve(&mut self.services, event, meta),
             Concept::Instance => Instances::evolve(&mut self.instances, event, meta),
             Concept::Fence => Fences::evolve(&mut self.fences, event, meta),
+            Concept::Cluster => Cluster::evolve(&mut self.cluster, event, meta),
         }
     }
 
@@ -230,6 +249,7 @@ impl Mesh {
                     Concept::Service => digest_of(&self.services),
                     Concept::Instance => digest_of(&self.instances),
                     Concept::Fence => digest_of(&self.fences),
+                    Concept::Cluster => digest_of(&self.cluster),
                 };
                 (c.name(), digest)
             })

@@ -311,7 +311,7 @@ pub fn start_host(
     // The start-up grace counts from now, after the fold: a long fold must not eat into the
     // time sidecars have to send their first heartbeat to this daemon.
     let tracker = Arc::new(LivenessTracker::new(&mesh.instances, clock::now_ms()));
-    let attribution = Arc::new(Attribution::from_resources(&mesh.resources));
+    let attribution = Arc::new(Attribution::from_mesh(&mesh));
     let kube_changes = Arc::new(KubeChanges::default());
     let observers: Vec<Arc<dyn Observer>> =
         vec![tracker.clone(), attribution.clone(), kube_changes.clone()];

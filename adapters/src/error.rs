@@ -27,6 +27,10 @@ pub enum Error {
     /// before its next write.
     #[error("etcd: {0}")]
     Etcd(String),
+    /// The Kubernetes API could not be reached, refused a request, or answered something
+    /// unexpected.
+    #[error("kubernetes: {0}")]
+    Kube(String),
     /// A transaction's compare on the checkpoint key failed: another writer moved it, so what
     /// this target believed etcd holds is no longer known to be true.
     #[error("etcd: fenced: the checkpoint key changed under us ({0})")]

@@ -7,6 +7,8 @@
 //! - [`registry`]: heartbeats in memory and the liveness monitor;
 //! - [`manifests`]: the manifest-directory adapter, the embedded default projection target;
 //! - [`etcd`]: the etcd projection target (EaseMesh's registry keys and meshplane's own);
+//! - [`kube`]: the Kubernetes adapter: watchers that record what the cluster holds, server-side
+//!   apply of the desired objects, and the leader lease;
 //! - [`api`]: the HTTP API on actix-web;
 //! - [`daemon`]: wiring of all the above into `meshplane run`.
 #![forbid(unsafe_code)]
@@ -21,6 +23,7 @@ pub mod error;
 pub mod etcd;
 pub mod fence;
 pub mod host;
+pub mod kube;
 pub mod manifests;
 pub mod metrics;
 pub mod registry;

@@ -23,7 +23,7 @@ use crate::error::Error;
 
 const MAGIC: &[u8; 8] = b"MPSNAP\0\0";
 /// Bumped whenever a state type changes shape: older snapshots are then ignored, not misread.
-pub const FORMAT: u32 = 2;
+pub const FORMAT: u32 = 3;
 const HEADER: usize = 8 + 4 + 8 + 16 + 4 + 8;
 /// Snapshots the daemon keeps by default; older ones are removed after a new one is written.
 pub const DEFAULT_KEEP: usize = 2;

@@ -100,6 +100,8 @@ pub fn summarize(event: &Event) -> String {
             rfc3339(e.deadline_ms),
             rfc3339(e.detected_at_ms)
         ),
+        Event::ObjectObserved(e) => format!("observed {} in the cluster (uid {})", e.key, e.uid),
+        Event::ObjectGone(e) => format!("gone from the cluster: {} (uid {})", e.key, e.uid),
     }
 }
 

@@ -359,6 +359,8 @@ impl World {
                         self.fences_changed = true;
                     }
                     Concept::Service | Concept::Instance => daemon.etcd_stale = true,
+                    // Observations change desired objects only through the fence (above).
+                    Concept::Cluster => {}
                 }
             }
             if let Event::RolledBack(r) = event {

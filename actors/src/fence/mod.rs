@@ -562,6 +562,13 @@ impl Decider for Fences {
             Event::ResourceDeleted(e) if reads_kind(&e.key.kind) => {
                 state.delete_resource(&e.key);
             }
+            // What the cluster holds is read like what was applied through meshplane.
+            Event::ObjectObserved(e) if reads_kind(&e.key.kind) => {
+                state.apply_resource(&e.key, &e.labels, &e.body, meta.position);
+            }
+            Event::ObjectGone(e) if reads_kind(&e.key.kind) => {
+                state.delete_resource(&e.key);
+            }
             Event::DependencyLearned(e) => {
                 state.versions.insert(e.fence.clone(), meta.stream_version);
                 state.learned.entry(e.fence.clone()).or_default().insert(

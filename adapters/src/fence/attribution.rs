@@ -30,11 +30,16 @@ pub struct Attribution {
 }
 
 impl Attribution {
-    /// Build from every Endpoints resource of a folded state.
-    pub fn from_resources(resources: &actors::resource::ResourceState) -> Self {
+    /// Build from every Endpoints of a folded state: applied through meshplane, or observed
+    /// in the cluster.
+    pub fn from_mesh(mesh: &actors::Mesh) -> Self {
         let me = Attribution::default();
-        for (key, r) in resources.list("Endpoints", None) {
+        for (key, r) in mesh.resources.list("Endpoints", None) {
             let body: Value = serde_json::from_str(&r.body).unwrap_or(Value::Null);
+            me.set(key, &body);
+        }
+        for (key, o) in mesh.cluster.of_kind("Endpoints") {
+            let body: Value = serde_json::from_str(&o.body).unwrap_or(Value::Null);
             me.set(key, &body);
         }
         me
@@ -48,13 +53,18 @@ impl Attribution {
                 self.set(&e.key, &body);
             }
             Event::ResourceDeleted(e) if e.key.kind == "Endpoints" => self.remove(&e.key),
+            Event::ObjectObserved(e) if e.key.kind == "Endpoints" => {
+                let body: Value = serde_json::from_str(&e.body).unwrap_or(Value::Null);
+                self.set(&e.key, &body);
+            }
+            Event::ObjectGone(e) if e.key.kind == "Endpoints" => self.remove(&e.key),
             _ => {}
         }
     }
 
     /// Rebuild from a whole state (a rollback).
-    fn rebuild(&self, resources: &actors::resource::ResourceState) {
-        let fresh = Attribution::from_resources(resources);
+    fn rebuild(&self, mesh: &actors::Mesh) {
+        let fresh = Attribution::from_mesh(mesh);
         let table = fresh.table.into_inner().expect("attribution lock");
         *self.table.write().expect("attribution lock") = table;
     }
@@ -132,7 +142,7 @@ impl Observer for Attribution {
     }
 
     fn reset(&self, mesh: &actors::Mesh) {
-        self.rebuild(&mesh.resources);
+        self.rebuild(mesh);
     }
 }
 

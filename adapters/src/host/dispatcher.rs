@@ -4,6 +4,7 @@
 use std::sync::{Arc, Mutex};
 
 use actix::{Actor, Addr, MailboxError};
+use actors::cluster::{Cluster, ClusterState};
 use actors::fence::{FenceState, Fences};
 use actors::instance::{InstanceState, Instances};
 use actors::mesh::{meta_of, Concept};
@@ -81,6 +82,7 @@ pub struct Dispatcher {
     services: Addr<ConceptActor<Services>>,
     instances: Addr<ConceptActor<Instances>>,
     fences: Addr<ConceptActor<Fences>>,
+    cluster: Addr<ConceptActor<Cluster>>,
     observers: Arc<[Arc<dyn Observer>]>,
     /// The rollbacks that shaped the delivered state.
     timeline: Arc<Mutex<Timeline>>,
@@ -117,12 +119,14 @@ impl Dispatcher {
             services = mesh.services.services.len(),
             instances = mesh.instances.instances.len(),
             fences = mesh.fences.fences.len(),
+            observed = mesh.cluster.objects.len(),
             "folded the event log"
         );
         let resources = ConceptActor::<Resources>::new(mesh.resources, position).start();
         let services = ConceptActor::<Services>::new(mesh.services, position).start();
         let instances = ConceptActor::<Instances>::new(mesh.instances, position).start();
         let fences = ConceptActor::<Fences>::new(mesh.fences, position).start();
+        let cluster = ConceptActor::<Cluster>::new(mesh.cluster, position).start();
         let (delivered_tx, delivered) = watch::channel(position);
         let failure = Arc::new(Mutex::new(None));
         metrics
@@ -137,6 +141,7 @@ impl Dispatcher {
             services,
             instances,
             fences,
+            cluster,
             observers: observers.into(),
             timeline,
             delivered,
@@ -281,13 +286,15 @@ impl Dispatcher {
             let (services, p2) = self.read_services(|s, p| (s.clone(), p)).await?;
             let (instances, p3) = self.read_instances(|s, p| (s.clone(), p)).await?;
             let (fences, p4) = self.read_fences(|s, p| (s.clone(), p)).await?;
-            if p1 == p2 && p2 == p3 && p3 == p4 {
+            let (cluster, p5) = self.read_cluster(|s, p| (s.clone(), p)).await?;
+            if p1 == p2 && p2 == p3 && p3 == p4 && p4 == p5 {
                 return Ok(Mesh {
                     position: p1,
                     resources,
                     services,
                     instances,
                     fences,
+                    cluster,
                     timeline: self.timeline(),
                 });
             }
@@ -324,6 +331,14 @@ impl Dispatcher {
         query: impl FnOnce(&FenceState, u64) -> R + Send + 'static,
     ) -> Result<R, DispatchError> {
         Ok(self.fences.send(Read(Box::new(query))).await?)
+    }
+
+    /// Run a read-only query on the observed cluster's state.
+    pub async fn read_cluster<R: Send + 'static>(
+        &self,
+        query: impl FnOnce(&ClusterState, u64) -> R + Send + 'static,
+    ) -> Result<R, DispatchError> {
+        Ok(self.cluster.send(Read(Box::new(query))).await?)
     }
 
     /// Decide commands in order: each run of commands for one concept goes to its actor in
@@ -393,6 +408,20 @@ impl Dispatcher {
                     });
                     let commands = commands.collect();
                     self.fences
+                        .send(DecideAll {
+                            commands,
+                            now_ms,
+                            seed,
+                        })
+                        .await?
+                }
+                MeshCommand::Cluster(_) => {
+                    let commands = this.iter().filter_map(|c| match c {
+                        MeshCommand::Cluster(c) => Some(c.clone()),
+                        _ => None,
+                    });
+                    let commands = commands.collect();
+                    self.cluster
                         .send(DecideAll {
                             commands,
                             now_ms,
@@ -471,6 +500,7 @@ impl Dispatcher {
                         Concept::Service => self.services.do_send(message),
                         Concept::Instance => self.instances.do_send(message),
                         Concept::Fence => self.fences.do_send(message),
+                        Concept::Cluster => self.cluster.do_send(message),
                     }
                 }
             }
@@ -481,6 +511,7 @@ impl Dispatcher {
             self.services.send(Sync(last)).await.map_err(host)?;
             self.instances.send(Sync(last)).await.map_err(host)?;
             self.fences.send(Sync(last)).await.map_err(host)?;
+            self.cluster.send(Sync(last)).await.map_err(host)?;
             self.metrics
                 .delivered
                 .store(last, std::sync::atomic::Ordering::Relaxed);
@@ -528,6 +559,10 @@ impl Dispatcher {
         });
         self.fences.do_send(Replace {
             state: mesh.fences,
+            position,
+        });
+        self.cluster.do_send(Replace {
+            state: mesh.cluster,
             position,
         });
         Ok(())

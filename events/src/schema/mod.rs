@@ -8,6 +8,7 @@
 //! Rules for stored types: plain structs and enums only, fields in a fixed order, no
 //! `serde(flatten|tag|untagged|skip)`, maps as `BTreeMap` so encoding is deterministic.
 
+pub mod cluster;
 pub mod fence;
 pub mod instance;
 pub mod mesh;
@@ -18,6 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::StoreError;
 
+pub use cluster::{ObjectGone, ObjectObserved, Owner};
 pub use fence::{
     Ageing, DependencyForgotten, DependencyIdle, DependencyLearned, DependencySeen, FenceKey,
     HostDeadlinePassed, Via,
@@ -158,6 +160,8 @@ stored_events! {
     DependencyForgotten(DependencyForgotten) = (fence::DEPENDENCY_FORGOTTEN, 1),
     HostDeadlinePassed(HostDeadlinePassed) = (fence::HOST_DEADLINE_PASSED, 1),
     RolledBack(RolledBack) = (mesh::ROLLED_BACK, 1),
+    ObjectObserved(ObjectObserved) = (cluster::OBJECT_OBSERVED, 1),
+    ObjectGone(ObjectGone) = (cluster::OBJECT_GONE, 1),
 }
 
 impl Event {
@@ -184,6 +188,8 @@ impl Event {
             Event::DependencyForgotten(e) => e.fence.stream(),
             Event::HostDeadlinePassed(e) => e.fence.stream(),
             Event::RolledBack(_) => ROLLBACK_STREAM.to_string(),
+            Event::ObjectObserved(e) => cluster::stream_of(&e.key.kind),
+            Event::ObjectGone(e) => cluster::stream_of(&e.key.kind),
         }
     }
 
@@ -204,6 +210,7 @@ impl Event {
         samples.extend(instance::samples());
         samples.extend(fence::samples());
         samples.extend(mesh::samples());
+        samples.extend(cluster::samples());
         samples
     }
 
