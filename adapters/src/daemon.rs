@@ -13,6 +13,7 @@ use actix_web::{web, App, HttpServer};
 use crate::api::fence::FenceIo;
 use crate::api::{self, ApiState, Auth};
 use crate::clock;
+use crate::desired;
 use crate::error::Error;
 use crate::etcd::EtcdProjector;
 use crate::fence::{self, attribution::Attribution, intake::Intake, IntakeCounters};
@@ -22,7 +23,6 @@ use crate::metrics::Metrics;
 use crate::registry::{run_monitor, LivenessTracker};
 use crate::snapshot;
 use crate::storage::{open_store, StoreKind};
-use events::schema::{FenceKey, ResourceKey};
 use projections::ObjectRef;
 
 /// How often the liveness monitor looks for transitions: bounds how late an instance is marked
@@ -441,11 +441,6 @@ async fn project_once(
     }
 }
 
-/// Objects rendered per read of an actor. A read holds the actor (and the events waiting for
-/// it) while it renders, so each stays short; and the pass never holds all desired objects, nor
-/// a copy of a concept's state, at once (10,000 fences would need several hundred MB).
-const PROJECT_CHUNK: usize = 256;
-
 /// What one projection pass did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Pass {
@@ -457,91 +452,19 @@ pub struct Pass {
 }
 
 /// One pass over every desired Kubernetes object, a chunk at a time, then the removal of the
-/// files of objects no longer desired. Chunks may see successive positions; the pass after the
-/// next delivery covers whatever changed meanwhile.
+/// files of objects no longer desired.
 pub async fn project_manifests(
     dispatcher: &Dispatcher,
     manifests: &Arc<Mutex<ManifestDir>>,
 ) -> Result<Pass, String> {
-    use std::ops::Bound::{Excluded, Unbounded};
-    let host = |e: crate::host::DispatchError| e.to_string();
-    let mut pass = Pass::default();
-    let mut keep: BTreeSet<ObjectRef> = BTreeSet::new();
-    let mut after: Option<ResourceKey> = None;
-    loop {
-        let cursor = after.take();
-        let (objects, last, position) = dispatcher
-            .read_resources(move |s, position| {
-                let range = match cursor {
-                    Some(k) => s.resources.range((Excluded(k), Unbounded)),
-                    None => s.resources.range::<ResourceKey, _>(..),
-                };
-                let mut objects = Vec::new();
-                let mut last = None;
-                for (key, resource) in range.take(PROJECT_CHUNK) {
-                    last = Some(key.clone());
-                    match projections::desired::resource_object(key, resource) {
-                        Some(Ok(o)) => objects.push(o),
-                        Some(Err((r, why))) => {
-                            tracing::error!(object = %r, error = %why, "cannot project object")
-                        }
-                        None => {}
-                    }
-                }
-                (objects, last, position)
-            })
-            .await
-            .map_err(host)?;
-        pass.position = pass.position.max(position);
-        write_chunk(manifests, objects, &mut keep, &mut pass).await?;
-        match last {
-            Some(k) => after = Some(k),
-            None => break,
-        }
-    }
-    // The applied ServiceFences (the fence concept adds their status); few, so copied.
-    let applied = dispatcher
-        .read_resources(|s, _| {
-            let mut only = actors::resource::ResourceState::default();
-            only.resources.extend(
-                s.list(actors::fence::SERVICE_FENCE_KIND, None)
-                    .map(|(k, r)| (k.clone(), r.clone())),
-            );
-            only
-        })
-        .await
-        .map_err(host)?;
-    let applied = Arc::new(applied);
-    let mut after: Option<FenceKey> = None;
-    loop {
-        let cursor = after.take();
-        let applied = applied.clone();
-        let (objects, last, position) = dispatcher
-            .read_fences(move |s, position| {
-                let range = match cursor {
-                    Some(k) => s.fences.range((Excluded(k), Unbounded)),
-                    None => s.fences.range::<FenceKey, _>(..),
-                };
-                let mut out = std::collections::BTreeMap::new();
-                let mut last = None;
-                for (key, _) in range.take(PROJECT_CHUNK) {
-                    last = Some(key.clone());
-                    projections::fence::fence_objects(s, &applied, key, &mut out);
-                }
-                if last.is_none() {
-                    out.extend(projections::fence::fallback_object(s));
-                }
-                (out.into_iter().collect::<Vec<_>>(), last, position)
-            })
-            .await
-            .map_err(host)?;
-        pass.position = pass.position.max(position);
-        write_chunk(manifests, objects, &mut keep, &mut pass).await?;
-        match last {
-            Some(k) => after = Some(k),
-            None => break,
-        }
-    }
+    let mut sink = ManifestSink {
+        manifests: manifests.clone(),
+        keep: BTreeSet::new(),
+        pass: Pass::default(),
+    };
+    let position = desired::walk(dispatcher, &mut sink).await?;
+    let ManifestSink { keep, mut pass, .. } = sink;
+    pass.position = position;
     pass.objects = keep.len();
     let manifests = manifests.clone();
     pass.removed = tokio::task::spawn_blocking(move || {
@@ -556,27 +479,38 @@ pub async fn project_manifests(
     Ok(pass)
 }
 
-/// Write one chunk of desired objects (only the files whose content changes).
-async fn write_chunk(
-    manifests: &Arc<Mutex<ManifestDir>>,
-    objects: Vec<(ObjectRef, projections::KubeObject)>,
-    keep: &mut BTreeSet<ObjectRef>,
-    pass: &mut Pass,
-) -> Result<(), String> {
-    keep.extend(objects.iter().map(|(r, _)| r.clone()));
-    let manifests = manifests.clone();
-    pass.written += tokio::task::spawn_blocking(move || {
-        let mut dir = manifests.lock().expect("manifest dir lock");
-        let mut written = 0;
-        for (r, object) in &objects {
-            if dir.put(r, object)? {
-                written += 1;
+/// Writes the chunks of a pass into the manifest directory (only the files whose content
+/// changes). Statuses of objects meshplane does not own have no file.
+struct ManifestSink {
+    manifests: Arc<Mutex<ManifestDir>>,
+    keep: BTreeSet<ObjectRef>,
+    pass: Pass,
+}
+
+impl desired::ChunkSink for ManifestSink {
+    async fn take(&mut self, chunk: Vec<desired::DesiredItem>) -> Result<(), String> {
+        let objects: Vec<(ObjectRef, projections::KubeObject)> = chunk
+            .into_iter()
+            .filter_map(|item| match item {
+                desired::DesiredItem::Object(r, o) => Some((r, *o)),
+                desired::DesiredItem::Status(..) => None,
+            })
+            .collect();
+        self.keep.extend(objects.iter().map(|(r, _)| r.clone()));
+        let manifests = self.manifests.clone();
+        self.pass.written += tokio::task::spawn_blocking(move || {
+            let mut dir = manifests.lock().expect("manifest dir lock");
+            let mut written = 0;
+            for (r, object) in &objects {
+                if dir.put(r, object)? {
+                    written += 1;
+                }
             }
-        }
-        Ok::<_, Error>(written)
-    })
-    .await
-    .map_err(|e| format!("projection task failed: {e}"))?
-    .map_err(|e| e.to_string())?;
-    Ok(())
+            Ok::<_, Error>(written)
+        })
+        .await
+        .map_err(|e| format!("projection task failed: {e}"))?
+        .map_err(|e| e.to_string())?;
+        Ok(())
+    }
 }

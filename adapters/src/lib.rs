@@ -19,6 +19,7 @@
 pub mod api;
 pub mod clock;
 pub mod daemon;
+pub mod desired;
 pub mod error;
 pub mod etcd;
 pub mod fence;

@@ -22,6 +22,14 @@ pub struct Metrics {
     pub etcd_puts: AtomicU64,
     pub etcd_deletes: AtomicU64,
     pub etcd_errors: AtomicU64,
+    pub kube_applies: AtomicU64,
+    pub kube_status_applies: AtomicU64,
+    pub kube_deletes: AtomicU64,
+    pub kube_apply_errors: AtomicU64,
+    pub kube_conflicts: AtomicU64,
+    pub kube_events: AtomicU64,
+    pub kube_leader: AtomicU64,
+    pub kube_projected: AtomicU64,
     commands: Mutex<BTreeMap<&'static str, u64>>,
     requests: Mutex<BTreeMap<(String, u16), u64>>,
 }
@@ -136,6 +144,36 @@ impl Metrics {
                 "Failed etcd projection passes.",
                 &self.etcd_errors,
             ),
+            (
+                "meshplane_kube_applies_total",
+                "Objects server-side applied to Kubernetes because their content changed.",
+                &self.kube_applies,
+            ),
+            (
+                "meshplane_kube_status_applies_total",
+                "Statuses applied to Kubernetes objects meshplane does not own.",
+                &self.kube_status_applies,
+            ),
+            (
+                "meshplane_kube_deletes_total",
+                "Kubernetes objects meshplane created and deleted because they are no longer desired.",
+                &self.kube_deletes,
+            ),
+            (
+                "meshplane_kube_apply_errors_total",
+                "Kubernetes writes that failed (each is retried with backoff).",
+                &self.kube_apply_errors,
+            ),
+            (
+                "meshplane_kube_conflicts_total",
+                "Kubernetes writes that failed again after a 409 and a fresh read.",
+                &self.kube_conflicts,
+            ),
+            (
+                "meshplane_kube_events_total",
+                "Kubernetes Events recorded about failed writes.",
+                &self.kube_events,
+            ),
         ] {
             gauge(&mut out, name, help, "counter", value);
         }
@@ -145,6 +183,20 @@ impl Metrics {
             "Last log position whose etcd keys were written.",
             "gauge",
             &self.etcd_projected,
+        );
+        gauge(
+            &mut out,
+            "meshplane_kube_leader",
+            "1 while this daemon holds the lease and may write to Kubernetes.",
+            "gauge",
+            &self.kube_leader,
+        );
+        gauge(
+            &mut out,
+            "meshplane_kube_projected_position",
+            "Last log position whose desired objects were applied to Kubernetes.",
+            "gauge",
+            &self.kube_projected,
         );
         let _ = writeln!(out, "# HELP meshplane_commands_total Commands handled, by outcome.\n# TYPE meshplane_commands_total counter");
         for (outcome, n) in self.commands.lock().expect("metrics lock").iter() {

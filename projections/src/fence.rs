@@ -490,6 +490,44 @@ pub fn fence_objects(
     }
 }
 
+/// The status of a fence whose ServiceFence is not meshplane's (observed in the cluster,
+/// written by someone else): what the Kubernetes adapter applies to its status subresource,
+/// leaving the spec to its owner. `None` for fences meshplane owns (their whole object is in
+/// [`fence_objects`]) and for auto fences.
+pub fn observed_fence_status(
+    state: &FenceState,
+    resources: &ResourceState,
+    key: &FenceKey,
+) -> Option<(ObjectRef, Value)> {
+    let view = state.fences.get(key)?;
+    if !matches!(view.origin, Origin::Manual { .. })
+        || resources
+            .get(&ResourceKey::new(
+                SERVICE_FENCE_KIND,
+                &key.namespace,
+                &key.name,
+            ))
+            .is_some()
+    {
+        return None;
+    }
+    let status = fence_status(state, key, view);
+    Some((
+        object_ref(
+            SERVICE_FENCE_API_VERSION,
+            SERVICE_FENCE_KIND,
+            &key.namespace,
+            &key.name,
+        ),
+        json!({
+            "apiVersion": SERVICE_FENCE_API_VERSION,
+            "kind": SERVICE_FENCE_KIND,
+            "metadata": {"name": key.name, "namespace": key.namespace},
+            "status": status,
+        }),
+    ))
+}
+
 /// The fallback EnvoyFilter with its identity, when a lazyload configuration is in force.
 pub fn fallback_object(state: &FenceState) -> Option<(ObjectRef, KubeObject)> {
     let filter = fallback_filter(&state.config)?;

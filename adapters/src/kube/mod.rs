@@ -19,3 +19,4 @@ pub mod client;
 pub mod kinds;
 pub mod lease;
 pub mod observe;
+pub mod project;

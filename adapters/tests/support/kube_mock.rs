@@ -141,7 +141,10 @@ impl Exchange {
             .header(http::header::CONTENT_TYPE, "application/json")
             .body(Body::from(serde_json::to_vec(body).expect("json")))
             .expect("response");
-        self.respond.take().expect("answered once").send_response(response);
+        self.respond
+            .take()
+            .expect("answered once")
+            .send_response(response);
     }
 
     /// Answer 200 with a JSON body.
@@ -155,7 +158,10 @@ impl Exchange {
             .status(status)
             .body(Body::from(bytes))
             .expect("response");
-        self.respond.take().expect("answered once").send_response(response);
+        self.respond
+            .take()
+            .expect("answered once")
+            .send_response(response);
     }
 
     /// Answer with a Kubernetes `Status` error.
@@ -179,7 +185,12 @@ pub fn watch_lines(events: &[Value]) -> Vec<u8> {
 }
 
 /// A list response of `kind` (e.g. `PodList`) at `resource_version`.
-pub fn list(kind_list: &str, api_version: &str, resource_version: &str, items: Vec<Value>) -> Value {
+pub fn list(
+    kind_list: &str,
+    api_version: &str,
+    resource_version: &str,
+    items: Vec<Value>,
+) -> Value {
     serde_json::json!({
         "apiVersion": api_version,
         "kind": kind_list,
