@@ -153,6 +153,29 @@ pub struct RunArgs {
     /// `authorization: Bearer <token>` metadata (grpc_service.initial_metadata).
     #[arg(long, value_name = "ADDR", env = "MESHPLANE_ALS_LISTEN")]
     pub als_listen: Option<SocketAddr>,
+
+    /// Run as a Kubernetes controller against the cluster of this kubeconfig (its current
+    /// context): watch the cluster into the log and server-side apply the desired objects
+    /// instead of writing the manifest directory.
+    #[arg(long, value_name = "PATH", conflicts_with = "in_cluster")]
+    pub kubeconfig: Option<PathBuf>,
+
+    /// As --kubeconfig, with the service account of the pod the daemon runs in.
+    #[arg(long)]
+    pub in_cluster: bool,
+
+    /// Namespace of the leader Lease (default: the pod's namespace from POD_NAMESPACE, else
+    /// `meshplane`). Only the lease holder writes to the cluster.
+    #[arg(long, value_name = "NS", env = "POD_NAMESPACE")]
+    pub lease_namespace: Option<String>,
+
+    /// Name of the leader Lease.
+    #[arg(long, value_name = "NAME", default_value = adapters::kube::lease::DEFAULT_LEASE_NAME)]
+    pub lease_name: String,
+
+    /// Apply without taking the lease: only when exactly one daemon runs against the cluster.
+    #[arg(long)]
+    pub no_lease: bool,
 }
 
 /// How a client command finds and authenticates to the daemon.

@@ -58,6 +58,17 @@ pub struct DaemonConfig {
     pub snapshot_keep: usize,
     /// Where to serve Envoy's Access Log Service (gRPC) for the fence; none: not served.
     pub als_listen: Option<SocketAddr>,
+    /// Run as a Kubernetes controller; none: the manifest directory is the projection target.
+    pub kube: Option<KubeSettings>,
+}
+
+/// The Kubernetes adapter's settings.
+#[derive(Clone, Debug)]
+pub struct KubeSettings {
+    /// The kubeconfig to use; none: the in-cluster service account.
+    pub kubeconfig: Option<PathBuf>,
+    /// The leader Lease; none: apply without one (a single daemon).
+    pub lease: Option<crate::kube::lease::LeaseConfig>,
 }
 
 impl DaemonConfig {
@@ -181,12 +192,21 @@ async fn serve(
         None => None,
     };
     let manifests = Arc::new(Mutex::new(manifests));
-    let projector = actix_rt::spawn(project_forever(
-        dispatcher.clone(),
-        manifests.clone(),
-        metrics.clone(),
-        kube_changes,
-    ));
+    // With a cluster, the cluster is the projection target; without, the manifest directory.
+    let kube = match &config.kube {
+        Some(settings) => {
+            Some(start_kube(settings, &dispatcher, &metrics, kube_changes.clone()).await?)
+        }
+        None => None,
+    };
+    let projector = kube.is_none().then(|| {
+        actix_rt::spawn(project_forever(
+            dispatcher.clone(),
+            manifests.clone(),
+            metrics.clone(),
+            kube_changes,
+        ))
+    });
 
     let state = web::Data::new(ApiState {
         dispatcher: dispatcher.clone(),
@@ -221,7 +241,12 @@ async fn serve(
     if let Some(als) = als {
         als.abort();
     }
-    projector.abort();
+    if let Some(projector) = &projector {
+        projector.abort();
+    }
+    for task in kube.iter().flatten() {
+        task.abort();
+    }
     if let Some(snapshotter) = snapshotter {
         snapshotter.abort();
     }
@@ -236,9 +261,63 @@ async fn serve(
             }
         }
     }
-    // A last projection so the manifest directory reflects everything acknowledged.
-    project_once(&dispatcher, &manifests, &metrics).await;
+    // A last projection so the manifest directory reflects everything acknowledged (the
+    // cluster catches up at the next start, which compares against what it holds).
+    if projector.is_some() {
+        project_once(&dispatcher, &manifests, &metrics).await;
+    }
     Ok(())
+}
+
+/// Connect to the cluster and start the Kubernetes adapter: the leader lease (unless turned
+/// off), the watchers, and the projector. Returns their tasks.
+async fn start_kube(
+    settings: &KubeSettings,
+    dispatcher: &Dispatcher,
+    metrics: &Arc<Metrics>,
+    changes: Arc<KubeChanges>,
+) -> Result<Vec<tokio::task::JoinHandle<()>>, Error> {
+    use crate::kube::{apply, client, kinds, lease, observe, project};
+    let client = client::connect(settings.kubeconfig.as_deref()).await?;
+    let mut tasks = Vec::new();
+    let leadership = match &settings.lease {
+        Some(config) => {
+            tracing::info!(
+                namespace = %config.namespace,
+                name = %config.name,
+                identity = %config.identity,
+                "taking part in leader election"
+            );
+            let (leadership, task) = lease::spawn(client.clone(), config.clone());
+            tasks.push(task);
+            leadership
+        }
+        None => {
+            tracing::warn!("applying without a lease (--no-lease): run exactly one daemon");
+            lease::Leadership::always()
+        }
+    };
+    tasks.extend(observe::spawn_watchers(
+        client.clone(),
+        dispatcher.clone(),
+        metrics.clone(),
+        kinds::WATCHED,
+    ));
+    let applier = apply::Applier::new(
+        client,
+        leadership.clone(),
+        metrics.clone(),
+        apply::ApplyConfig::default(),
+    );
+    tasks.push(actix_rt::spawn(project::run_projector(
+        dispatcher.clone(),
+        applier,
+        leadership,
+        metrics.clone(),
+        changes,
+    )));
+    tracing::info!("running as a Kubernetes controller");
+    Ok(tasks)
 }
 
 /// The running actor host and the in-memory tables that follow its log.

@@ -30,6 +30,11 @@ pub struct Metrics {
     pub kube_events: AtomicU64,
     pub kube_leader: AtomicU64,
     pub kube_projected: AtomicU64,
+    pub kube_observations: AtomicU64,
+    pub kube_observed_events: AtomicU64,
+    pub kube_relists: AtomicU64,
+    pub kube_watch_errors: AtomicU64,
+    pub kube_lease_transitions: AtomicU64,
     commands: Mutex<BTreeMap<&'static str, u64>>,
     requests: Mutex<BTreeMap<(String, u16), u64>>,
 }
@@ -173,6 +178,31 @@ impl Metrics {
                 "meshplane_kube_events_total",
                 "Kubernetes Events recorded about failed writes.",
                 &self.kube_events,
+            ),
+            (
+                "meshplane_kube_observations_total",
+                "Objects the watchers saw (adds, updates, list items), changed or not.",
+                &self.kube_observations,
+            ),
+            (
+                "meshplane_kube_observed_events_total",
+                "Observation events appended (objects whose observed fields changed or vanished).",
+                &self.kube_observed_events,
+            ),
+            (
+                "meshplane_kube_relists_total",
+                "Complete lists the watchers finished (start-up, and after a watch expired).",
+                &self.kube_relists,
+            ),
+            (
+                "meshplane_kube_watch_errors_total",
+                "Watch or list requests that failed (each is retried by the watcher with backoff).",
+                &self.kube_watch_errors,
+            ),
+            (
+                "meshplane_kube_lease_transitions_total",
+                "Times this daemon took or lost the leader lease.",
+                &self.kube_lease_transitions,
             ),
         ] {
             gauge(&mut out, name, help, "counter", value);

@@ -132,17 +132,19 @@ pub fn service_account(ns: &str) -> ServiceAccount {
 
 /// Cluster-wide rules, one per group and access level:
 ///
-/// - read only: pods and nodes (instances and their NodeUnits), SlimeBoots (configuration);
+/// - read only (watched into the log): pods and nodes (instances and their NodeUnits),
+///   EndpointSlices, SlimeBoots (configuration);
 /// - read and write: the kinds projected as applied (namespaces, configmaps, services,
 ///   endpoints, deployments, statefulsets, Istio VirtualServices), the fence's Istio Sidecars
 ///   and EnvoyFilter, and ServiceFences, whose status is a subresource of its own;
-/// - events: create and patch (kube-runtime's recorder writes `events.k8s.io/v1`).
+/// - events: create and patch (core/v1 Events about failed writes, on the source object).
 ///
 /// Nothing else: no secrets, no CRDs (installed by `meshplane crds`, by an administrator),
 /// no RBAC objects, no escalation.
 pub fn rules() -> Vec<PolicyRule> {
     vec![
         rule("", &["pods", "nodes"], VERBS_READ),
+        rule("discovery.k8s.io", &["endpointslices"], VERBS_READ),
         rule(
             "",
             &["namespaces", "configmaps", "services", "endpoints"],
@@ -161,7 +163,7 @@ pub fn rules() -> Vec<PolicyRule> {
             &["get", "update", "patch"],
         ),
         rule("config.netease.com", &["slimeboots"], VERBS_READ),
-        rule("events.k8s.io", &["events"], &["create", "patch"]),
+        rule("", &["events"], &["create", "patch"]),
     ]
 }
 
@@ -274,6 +276,7 @@ pub fn deployment(options: &InstallOptions) -> Deployment {
             "0.0.0.0:7470",
             "--als-listen",
             "0.0.0.0:8082",
+            "--in-cluster",
         ])),
         env: Some(vec![
             EnvVar {
@@ -283,6 +286,18 @@ pub fn deployment(options: &InstallOptions) -> Deployment {
                         name: TOKEN_SECRET.into(),
                         key: TOKEN_SECRET_KEY.into(),
                         optional: Some(false),
+                    }),
+                    ..EnvVarSource::default()
+                }),
+                ..EnvVar::default()
+            },
+            // The lease holder's identity.
+            EnvVar {
+                name: "POD_NAME".into(),
+                value_from: Some(EnvVarSource {
+                    field_ref: Some(ObjectFieldSelector {
+                        field_path: "metadata.name".into(),
+                        ..ObjectFieldSelector::default()
                     }),
                     ..EnvVarSource::default()
                 }),

@@ -2,7 +2,7 @@
 
 use anyhow::{Context, Result};
 
-use adapters::daemon::{self, DaemonConfig};
+use adapters::daemon::{self, DaemonConfig, KubeSettings};
 
 use crate::cli::RunArgs;
 
@@ -18,13 +18,40 @@ pub fn run(args: RunArgs) -> Result<()> {
         snapshot_every: args.snapshot_every,
         snapshot_keep: args.snapshot_keep,
         als_listen: args.als_listen,
+        kube: (args.kubeconfig.is_some() || args.in_cluster).then(|| KubeSettings {
+            kubeconfig: args.kubeconfig,
+            lease: (!args.no_lease).then(|| {
+                adapters::kube::lease::LeaseConfig::new(
+                    args.lease_namespace
+                        .filter(|ns| !ns.is_empty())
+                        .unwrap_or_else(|| "meshplane".to_string()),
+                    args.lease_name,
+                    lease_identity(),
+                )
+            }),
+        }),
     };
     config.validate().context("refusing to start")?;
     tracing::info!(
         data = %config.data_dir.display(),
         listen = %config.listen,
         manifests = %config.manifests_dir().display(),
+        kubernetes = config.kube.is_some(),
         "starting meshplane"
     );
     daemon::run(config).context("the daemon failed")
+}
+
+/// Who holds the lease: the pod (POD_NAME, set by the Deployment) or the host, plus a random
+/// suffix so that two daemons on one host never share an identity.
+fn lease_identity() -> String {
+    let base = std::env::var("POD_NAME")
+        .ok()
+        .filter(|n| !n.is_empty())
+        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+        .map(|n| n.trim().to_string())
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(|| "meshplane".to_string());
+    let suffix = uuid::Uuid::new_v4().simple().to_string();
+    format!("{base}-{}", &suffix[..8])
 }

@@ -166,6 +166,55 @@ mod tests {
         assert_eq!(SERVICE.group(), "");
     }
 
+    /// The install manifests grant exactly what the adapter does: every watched kind can be
+    /// listed and watched, every written kind applied and deleted, Events created, Leases
+    /// taken; and nothing is granted for a kind the adapter never touches.
+    #[test]
+    fn the_cluster_role_grants_what_the_adapter_uses() {
+        let rules = projections::install::rules();
+        let grants = |kind: &ApiKind, resource: &str, verb: &str| {
+            rules.iter().any(|r| {
+                r.api_groups.iter().flatten().any(|g| g == kind.group())
+                    && r.resources.iter().flatten().any(|x| x == resource)
+                    && r.verbs.iter().any(|v| v == verb)
+            })
+        };
+        for kind in WATCHED {
+            for verb in ["get", "list", "watch"] {
+                assert!(grants(kind, kind.plural, verb), "{verb} {}", kind.plural);
+            }
+        }
+        for kind in WRITTEN {
+            for verb in ["get", "list", "patch", "delete"] {
+                assert!(grants(kind, kind.plural, verb), "{verb} {}", kind.plural);
+            }
+        }
+        assert!(grants(&SERVICE_FENCE, "servicefences/status", "patch"));
+        assert!(grants(&EVENT, "events", "create"));
+        let lease = projections::install::lease_role("meshplane");
+        let lease_rules = lease.rules.unwrap();
+        for verb in ["get", "create", "update"] {
+            assert!(
+                lease_rules[0].verbs.iter().any(|v| v == verb),
+                "{verb} leases"
+            );
+        }
+        // Nothing beyond the table.
+        for r in &rules {
+            for resource in r.resources.iter().flatten() {
+                let plural = resource.split('/').next().unwrap_or_default();
+                assert!(
+                    WATCHED
+                        .iter()
+                        .chain(WRITTEN)
+                        .chain([&EVENT])
+                        .any(|k| k.plural == plural),
+                    "{resource} is granted but never used"
+                );
+            }
+        }
+    }
+
     #[test]
     fn every_projected_kind_can_be_written() {
         for kind in actors::resource::kinds::KINDS
