@@ -406,3 +406,91 @@ async fn health_ready_and_metrics() {
         "{text}"
     );
 }
+
+/// The history of an object the watchers observed: only its own observations, out of the
+/// kind's shared stream; kinds meshplane only watches (Pods) are known too.
+#[actix_web::test]
+async fn history_of_an_observed_object() {
+    use actors::cluster::{ClusterCommand, Observation};
+    use events::schema::ResourceKey;
+    let f = fixture(None, 1 << 20);
+    let pod = |name: &str, ip: &str| Observation {
+        key: ResourceKey::new("Pod", "shop", name),
+        api_version: "v1".into(),
+        uid: format!("uid-{name}"),
+        labels: Default::default(),
+        annotations: Default::default(),
+        owners: Vec::new(),
+        body: json!({"status": {"podIP": ip}}).to_string(),
+    };
+    let observe = |objects| {
+        actors::MeshCommand::Cluster(ClusterCommand::Observe {
+            kind: "Pod".into(),
+            objects,
+        })
+    };
+    let d = &f.state.dispatcher;
+    d.execute(observe(vec![
+        pod("web-1", "10.0.0.1"),
+        pod("web-2", "10.0.0.2"),
+    ]))
+    .await
+    .unwrap();
+    d.execute(observe(vec![pod("web-1", "10.0.0.9")]))
+        .await
+        .unwrap();
+    d.execute(actors::MeshCommand::Cluster(ClusterCommand::Gone {
+        kind: "Pod".into(),
+        keys: vec![ResourceKey::new("Pod", "shop", "web-1")],
+    }))
+    .await
+    .unwrap();
+    let app = app!(f);
+    let resp = test::call_service(
+        &app,
+        test::TestRequest::get()
+            .uri("/api/v1/history?kind=pod&name=web-1&namespace=shop")
+            .to_request(),
+    )
+    .await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    let body: Value = test::read_body_json(resp).await;
+    let events: Vec<&str> = body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["event"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        events,
+        [
+            "cluster.object_observed",
+            "cluster.object_observed",
+            "cluster.object_gone"
+        ]
+    );
+    let resp = test::call_service(
+        &app,
+        test::TestRequest::get()
+            .uri("/api/v1/history?kind=pods&name=web-2&namespace=shop")
+            .to_request(),
+    )
+    .await;
+    let body: Value = test::read_body_json(resp).await;
+    assert_eq!(body["items"].as_array().unwrap().len(), 1);
+    let (status, error) = error_of(
+        test::call_service(
+            &app,
+            test::TestRequest::get()
+                .uri("/api/v1/history?kind=Gizmo&name=x")
+                .to_request(),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        error.to_string().contains("unknown kind `Gizmo`"),
+        "{error}"
+    );
+}

@@ -7,7 +7,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use actors::fence::SERVICE_FENCE_KIND;
 use actors::resource::kinds;
 use actors::resource::manifest::DEFAULT_NAMESPACE;
-use events::schema::{FenceKey, InstanceKey, ResourceKey, CATALOG_STREAM};
+use events::schema::{cluster, Event, FenceKey, InstanceKey, ResourceKey, CATALOG_STREAM};
 use events::{Envelope, EventStore};
 use projections::history::{concerns, summarize};
 use serde::{Deserialize, Serialize};
@@ -42,7 +42,15 @@ struct Entry {
 /// learned), and for catalog objects which of the catalog's events concern it.
 enum Source {
     Streams(Vec<String>),
-    Catalog { kind: &'static str },
+    Catalog {
+        kind: &'static str,
+    },
+    /// A Kubernetes object: its own streams (applied through meshplane, what its fence
+    /// learned) and its observations, which share one stream per kind.
+    Object {
+        streams: Vec<String>,
+        key: ResourceKey,
+    },
 }
 
 fn source_of(q: &HistoryQuery) -> Result<Source, ApiError> {
@@ -61,29 +69,42 @@ fn source_of(q: &HistoryQuery) -> Result<Source, ApiError> {
             kind: "MeshController",
         }),
         other => {
-            let spec = kinds::find(other).ok_or_else(|| {
-                ApiError::invalid(
-                    "kind",
-                    format!(
-                        "unknown kind `{other}` (ServiceInstance, Tenant, MeshService, MeshController, or one of {})",
-                        kinds::known_kinds()
-                    ),
-                )
-            })?;
-            let namespace = if spec.namespaced {
+            // A kind meshplane applies, or one it only watches (Pods, Nodes, EndpointSlices).
+            let (kind, namespaced, applied) = match kinds::find(other) {
+                Some(spec) => (spec.kind, spec.namespaced, true),
+                None => {
+                    let watched = crate::kube::kinds::WATCHED
+                        .iter()
+                        .find(|k| k.kind.eq_ignore_ascii_case(other) || k.plural == other)
+                        .ok_or_else(|| {
+                            ApiError::invalid(
+                                "kind",
+                                format!(
+                                    "unknown kind `{other}` (ServiceInstance, Tenant, MeshService, MeshController, or one of {})",
+                                    kinds::known_kinds()
+                                ),
+                            )
+                        })?;
+                    (watched.kind, watched.namespaced, false)
+                }
+            };
+            let namespace = if namespaced {
                 q.namespace
                     .clone()
                     .unwrap_or_else(|| DEFAULT_NAMESPACE.to_string())
             } else {
                 String::new()
             };
-            let mut streams =
-                vec![ResourceKey::new(spec.kind, &namespace, q.name.clone()).stream()];
-            if spec.kind == SERVICE_FENCE_KIND {
+            let key = ResourceKey::new(kind, &namespace, q.name.clone());
+            let mut streams = Vec::new();
+            if applied {
+                streams.push(key.stream());
+            }
+            if kind == SERVICE_FENCE_KIND {
                 // Auto-created fences have no resource stream; both have what they learned.
                 streams.push(FenceKey::new(namespace, q.name.clone()).stream());
             }
-            Ok(Source::Streams(streams))
+            Ok(Source::Object { streams, key })
         }
     }
 }
@@ -110,16 +131,28 @@ pub async fn history(
     let store = state.dispatcher.store().clone();
     let name = q.name.clone();
     let entries = tokio::task::spawn_blocking(move || -> Result<Vec<Entry>, ApiError> {
-        let (streams, filter) = match &source {
-            Source::Streams(streams) => (streams.clone(), None),
-            Source::Catalog { kind } => (vec![CATALOG_STREAM.to_string()], Some(*kind)),
+        let (streams, filter, observed) = match &source {
+            Source::Streams(streams) => (streams.clone(), None, None),
+            Source::Catalog { kind } => (vec![CATALOG_STREAM.to_string()], Some(*kind), None),
+            Source::Object { streams, key } => (streams.clone(), None, Some(key)),
         };
+        let reading = |e: events::StoreError| ApiError::internal(format!("reading the log: {e}"));
         let mut envelopes = Vec::new();
         for stream in &streams {
-            envelopes.extend(
-                read_all(store.as_ref(), stream)
-                    .map_err(|e| ApiError::internal(format!("reading the log: {e}")))?,
-            );
+            envelopes.extend(read_all(store.as_ref(), stream).map_err(reading)?);
+        }
+        if let Some(key) = observed {
+            // The kind's observation stream holds every object of the kind: keep this one's.
+            for envelope in
+                read_all(store.as_ref(), &cluster::stream_of(&key.kind)).map_err(reading)?
+            {
+                let event = envelope.decode().map_err(reading)?;
+                if matches!(&event, Event::ObjectObserved(e) if &e.key == key)
+                    || matches!(&event, Event::ObjectGone(e) if &e.key == key)
+                {
+                    envelopes.push(envelope);
+                }
+            }
         }
         envelopes.sort_by_key(|e| e.position);
         let mut entries = Vec::new();
