@@ -271,7 +271,7 @@ async fn serve(
 
 /// Connect to the cluster and start the Kubernetes adapter: the leader lease (unless turned
 /// off), the watchers, and the projector. Returns their tasks.
-async fn start_kube(
+pub async fn start_kube(
     settings: &KubeSettings,
     dispatcher: &Dispatcher,
     metrics: &Arc<Metrics>,
