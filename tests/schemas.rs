@@ -249,6 +249,36 @@ fn istio_minimal_crds() -> Vec<Value> {
     ]
 }
 
+/// The objects the Kubernetes adapter itself writes: the Warning Event about a failed write
+/// (on the fence that owns the Sidecar), and the leader Lease.
+fn adapter_objects() -> Vec<Value> {
+    use adapters::kube::apply::report;
+    let now = k8s_openapi::jiff::Timestamp::from_millisecond(T0).unwrap();
+    let sidecar = json!({"metadata": {"ownerReferences": [{"apiVersion": "microservice.slime.io/v1alpha1",
+        "kind": "ServiceFence", "name": "productpage", "uid": "3f1c6a0e-0000-4000-8000-00000000fe11",
+        "controller": true}]}});
+    let object = projections::ObjectRef {
+        api_version: "networking.istio.io/v1beta1".into(),
+        kind: "Sidecar".into(),
+        namespace: "default".into(),
+        name: "productpage".into(),
+    };
+    let event = report::warning_event(
+        report::source_of(Some(&sidecar), &object),
+        "ApplyFailed",
+        "apply of Sidecar default/productpage failed: 500 Internal Server Error".into(),
+        now,
+    );
+    let mut event = serde_json::to_value(event).unwrap();
+    // The API server names it from generateName; the validator needs a name.
+    let generated = format!(
+        "{}x7k2q",
+        event["metadata"]["generateName"].as_str().unwrap()
+    );
+    event["metadata"]["name"] = generated.into();
+    vec![event]
+}
+
 #[test]
 fn every_generated_object_is_valid_for_kubernetes() {
     let desired = projections::desired_kube(&mesh());
@@ -331,6 +361,16 @@ fn every_generated_object_is_valid_for_kubernetes() {
     std::fs::write(&install, binary_output(&["install", "--print"])).unwrap();
     core_files.push(crds.clone());
     core_files.push(install);
+    // What the Kubernetes adapter writes besides the projections.
+    // As JSON documents, which is what the API server receives: a YAML writer leaves
+    // timestamps unquoted and the validator's YAML reader would turn them into dates.
+    let adapter = dir.path().join("adapter.yaml");
+    let text: String = adapter_objects()
+        .iter()
+        .map(|o| format!("---\n{o}\n"))
+        .collect();
+    std::fs::write(&adapter, text).unwrap();
+    core_files.push(adapter);
     let istio = dir.path().join("istio-minimal-crds.yaml");
     write_yaml(&istio, &istio_minimal_crds());
 

@@ -35,18 +35,23 @@ pub fn source_of(value: Option<&Value>, object: &projections::ObjectRef) -> Obje
     }
 }
 
-/// Record a Warning Event. Failing to record it is logged, never retried: the metric and the
-/// log already carry the failure.
-pub async fn warn(client: &Client, about: ObjectReference, reason: &str, message: String) {
+/// The Warning Event about `about` (pure, so its shape is validated against the Kubernetes
+/// schemas in `tests/schemas.rs`).
+pub fn warning_event(
+    about: ObjectReference,
+    reason: &str,
+    message: String,
+    now: jiff::Timestamp,
+) -> Event {
     let namespace = about
         .namespace
         .clone()
         .unwrap_or_else(|| "default".to_string());
-    let now = Time(jiff::Timestamp::now());
-    let event = Event {
+    let now = Time(now);
+    Event {
         metadata: ObjectMeta {
             generate_name: Some(format!("{}.", about.name.as_deref().unwrap_or("meshplane"))),
-            namespace: Some(namespace.clone()),
+            namespace: Some(namespace),
             ..ObjectMeta::default()
         },
         involved_object: about,
@@ -62,7 +67,14 @@ pub async fn warn(client: &Client, about: ObjectReference, reason: &str, message
         last_timestamp: Some(now),
         count: Some(1),
         ..Event::default()
-    };
+    }
+}
+
+/// Record a Warning Event. Failing to record it is logged, never retried: the metric and the
+/// log already carry the failure.
+pub async fn warn(client: &Client, about: ObjectReference, reason: &str, message: String) {
+    let event = warning_event(about, reason, message, jiff::Timestamp::now());
+    let namespace = event.metadata.namespace.clone().unwrap_or_default();
     let api: Api<Event> = Api::namespaced(client.clone(), &namespace);
     if let Err(e) = api.create(&PostParams::default(), &event).await {
         tracing::warn!(error = %e, %reason, "could not record a Kubernetes Event");
