@@ -9,7 +9,10 @@
 //!   only for objects whose content changed since their last successful apply; deletes of
 //!   objects labelled `app.kubernetes.io/managed-by: meshplane` that are no longer desired;
 //!   after a restart, compares against the cluster before writing anything.
-//! - [`lease`]: a `coordination.k8s.io` Lease; only its holder applies.
+//! - [`lease`]: a `coordination.k8s.io` Lease; only its holder applies. Another holder's
+//!   record counts as expired only after staying unchanged for its duration on our own
+//!   monotonic clock (no trust in its renewTime), and our leadership ends on a deadline
+//!   (`lease_duration - renew_every` after the last successful write) that `is_leader` checks.
 //!
 //! The API resource table ([`kinds`]) maps every kind meshplane reads or writes to its group,
 //! version, plural and scope.
