@@ -173,6 +173,11 @@ pub struct RunArgs {
     #[arg(long, value_name = "NAME", default_value = adapters::kube::lease::DEFAULT_LEASE_NAME)]
     pub lease_name: String,
 
+    /// How long a holder that stopped renewing keeps the lease, in seconds; renewed every third
+    /// of it. A follower takes over at most this long after the holder died.
+    #[arg(long, value_name = "SECONDS", default_value_t = 15)]
+    pub lease_duration: u64,
+
     /// Apply without taking the lease: only when exactly one daemon runs against the cluster.
     #[arg(long)]
     pub no_lease: bool,

@@ -99,6 +99,9 @@ impl DaemonConfig {
                 "--max-body-bytes must be greater than 0".into(),
             ));
         }
+        if let Some(lease) = self.kube.as_ref().and_then(|k| k.lease.as_ref()) {
+            lease.validate()?;
+        }
         Ok(())
     }
 
@@ -244,8 +247,8 @@ async fn serve(
     if let Some(projector) = &projector {
         projector.abort();
     }
-    for task in kube.iter().flatten() {
-        task.abort();
+    if let Some(kube) = kube {
+        kube.stop().await;
     }
     if let Some(snapshotter) = snapshotter {
         snapshotter.abort();
@@ -269,14 +272,39 @@ async fn serve(
     Ok(())
 }
 
+/// The running Kubernetes adapter.
+pub struct KubeAdapter {
+    client: kube::Client,
+    lease: Option<crate::kube::lease::LeaseConfig>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl KubeAdapter {
+    /// Stop the watchers, the projector and the lease, then hand the lease over: a clean
+    /// shutdown frees it at once, so another daemon need not wait for it to expire.
+    pub async fn stop(self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+        if let Some(lease) = &self.lease {
+            let release = crate::kube::lease::release(&self.client, lease);
+            match tokio::time::timeout(lease.request_timeout * 2, release).await {
+                Ok(Ok(())) => tracing::info!("released the leader lease"),
+                Ok(Err(e)) => tracing::warn!(error = %e, "could not release the leader lease"),
+                Err(_) => tracing::warn!("releasing the leader lease timed out"),
+            }
+        }
+    }
+}
+
 /// Connect to the cluster and start the Kubernetes adapter: the leader lease (unless turned
-/// off), the watchers, and the projector. Returns their tasks.
+/// off), the watchers, and the projector.
 pub async fn start_kube(
     settings: &KubeSettings,
     dispatcher: &Dispatcher,
     metrics: &Arc<Metrics>,
     changes: Arc<KubeChanges>,
-) -> Result<Vec<tokio::task::JoinHandle<()>>, Error> {
+) -> Result<KubeAdapter, Error> {
     use crate::kube::{apply, client, kinds, lease, observe, project};
     let client = client::connect(settings.kubeconfig.as_deref()).await?;
     let mut tasks = Vec::new();
@@ -304,7 +332,7 @@ pub async fn start_kube(
         kinds::WATCHED,
     ));
     let applier = apply::Applier::new(
-        client,
+        client.clone(),
         leadership.clone(),
         metrics.clone(),
         apply::ApplyConfig::default(),
@@ -317,7 +345,11 @@ pub async fn start_kube(
         changes,
     )));
     tracing::info!("running as a Kubernetes controller");
-    Ok(tasks)
+    Ok(KubeAdapter {
+        client,
+        lease: settings.lease.clone(),
+        tasks,
+    })
 }
 
 /// The running actor host and the in-memory tables that follow its log.

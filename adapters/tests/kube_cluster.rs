@@ -146,7 +146,7 @@ async fn a_servicefence_gets_its_sidecar_and_status_and_takes_it_away() {
             "e2e-daemon".into(),
         )),
     };
-    let tasks = start_kube(
+    let adapter = start_kube(
         &settings,
         &host.dispatcher,
         &metrics,
@@ -196,8 +196,6 @@ async fn a_servicefence_gets_its_sidecar_and_status_and_takes_it_away() {
     })
     .await;
 
-    for task in tasks {
-        task.abort();
-    }
+    adapter.stop().await;
     cleanup(&client, &ns).await;
 }

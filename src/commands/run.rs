@@ -1,5 +1,7 @@
 //! `meshplane run`: the daemon.
 
+use std::time::Duration;
+
 use anyhow::{Context, Result};
 
 use adapters::daemon::{self, DaemonConfig, KubeSettings};
@@ -21,13 +23,17 @@ pub fn run(args: RunArgs) -> Result<()> {
         kube: (args.kubeconfig.is_some() || args.in_cluster).then(|| KubeSettings {
             kubeconfig: args.kubeconfig,
             lease: (!args.no_lease).then(|| {
-                adapters::kube::lease::LeaseConfig::new(
+                let mut lease = adapters::kube::lease::LeaseConfig::new(
                     args.lease_namespace
                         .filter(|ns| !ns.is_empty())
                         .unwrap_or_else(|| "meshplane".to_string()),
                     args.lease_name,
                     lease_identity(),
-                )
+                );
+                lease.lease_duration = Duration::from_secs(args.lease_duration);
+                lease.renew_every = lease.lease_duration / 3;
+                lease.retry_every = lease.retry_every.min(lease.renew_every);
+                lease
             }),
         }),
     };

@@ -68,14 +68,16 @@ impl LeaseConfig {
         }
         if self.lease_duration < Duration::from_secs(1) {
             return Err(Error::Config(format!(
-                "lease: lease_duration {:?} must be at least 1s (the Lease holds whole seconds)",
-                self.lease_duration
+                "lease: lease_duration {:?} must be at least 1s (the Lease holds whole seconds){}",
+                self.lease_duration,
+                flag("lease_duration")
             )));
         }
         if self.lease_duration_seconds().is_none() {
             return Err(Error::Config(format!(
-                "lease: lease_duration {:?} is too long",
-                self.lease_duration
+                "lease: lease_duration {:?} is too long{}",
+                self.lease_duration,
+                flag("lease_duration")
             )));
         }
         for (field, value) in [
@@ -113,7 +115,17 @@ impl LeaseConfig {
 }
 
 fn invalid(field: &str, value: &str, why: &str) -> Error {
-    Error::Config(format!("lease: {field} {value:?} {why}"))
+    Error::Config(format!("lease: {field} {value:?} {why}{}", flag(field)))
+}
+
+/// The `meshplane run` flag that sets a field, for errors an operator can act on.
+fn flag(field: &str) -> &'static str {
+    match field {
+        "namespace" => " (--lease-namespace)",
+        "name" => " (--lease-name)",
+        "lease_duration" => " (--lease-duration)",
+        _ => "",
+    }
 }
 
 /// RFC 1123 label, as Kubernetes validates namespaces.
