@@ -111,7 +111,10 @@ fn a_bad_kubeconfig_is_refused_naming_the_flag() {
     assert!(daemon.log_text().contains("--kubeconfig"));
 
     let kubeconfig = sandbox.write("fine.kubeconfig", &FakeApiServer::start().kubeconfig("x"));
-    for (flag, value) in [("--lease-duration", "0"), ("--lease-namespace", "Not_A_Namespace")] {
+    for (flag, value) in [
+        ("--lease-duration", "0"),
+        ("--lease-namespace", "Not_A_Namespace"),
+    ] {
         let mut daemon = Daemon::spawn(
             &sandbox,
             &data,
@@ -120,7 +123,10 @@ fn a_bad_kubeconfig_is_refused_naming_the_flag() {
         );
         assert_eq!(daemon.wait_exit(Duration::from_secs(60)), Some(1));
         let log = daemon.log_text();
-        assert!(log.contains("refusing to start") && log.contains(flag), "{log}");
+        assert!(
+            log.contains("refusing to start") && log.contains(flag),
+            "{log}"
+        );
     }
 
     let both = sandbox.run(&[

@@ -276,7 +276,15 @@ fn adapter_objects() -> Vec<Value> {
         event["metadata"]["generateName"].as_str().unwrap()
     );
     event["metadata"]["name"] = generated.into();
-    vec![event]
+    let lease = adapters::kube::lease::LeaseConfig::new(
+        "meshplane".into(),
+        adapters::kube::lease::DEFAULT_LEASE_NAME.into(),
+        "meshplane-5d8f7-abc12-1f2e3d4c".into(),
+    )
+    .new_lease(now);
+    let lease = serde_json::to_value(lease).unwrap();
+    assert_eq!(lease["kind"], "Lease");
+    vec![event, lease]
 }
 
 #[test]

@@ -3,6 +3,9 @@
 
 use std::time::Duration;
 
+use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
+
 use crate::error::Error;
 
 /// The Lease's name unless `--lease-name` says otherwise.
@@ -106,6 +109,27 @@ impl LeaseConfig {
         let d = self.lease_duration;
         let secs = d.as_secs() + u64::from(d.subsec_nanos() > 0);
         i32::try_from(secs).ok()
+    }
+
+    /// The Lease a first daemon creates, holding it from `now` (pure, so its shape is
+    /// validated against the Kubernetes schemas in `tests/schemas.rs`).
+    pub fn new_lease(&self, now: jiff::Timestamp) -> Lease {
+        let now = MicroTime(now);
+        Lease {
+            metadata: ObjectMeta {
+                name: Some(self.name.clone()),
+                namespace: Some(self.namespace.clone()),
+                ..ObjectMeta::default()
+            },
+            spec: Some(LeaseSpec {
+                holder_identity: Some(self.identity.clone()),
+                lease_duration_seconds: self.lease_duration_seconds(),
+                acquire_time: Some(now.clone()),
+                renew_time: Some(now),
+                lease_transitions: Some(0),
+                ..LeaseSpec::default()
+            }),
+        }
     }
 
     /// How long after a successful write sent at T we may still act as leader.

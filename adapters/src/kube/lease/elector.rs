@@ -12,7 +12,7 @@ use std::future::Future;
 use std::time::Duration;
 
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
 use kube::api::{Api, PostParams};
 use tokio::time::Instant;
 
@@ -187,22 +187,7 @@ impl Elector {
 
     /// No Lease yet: create it holding it (POST). A 409 means another daemon created it first.
     async fn create(&mut self) -> Result<Next, Error> {
-        let now = MicroTime(jiff::Timestamp::now());
-        let lease = Lease {
-            metadata: ObjectMeta {
-                name: Some(self.config.name.clone()),
-                namespace: Some(self.config.namespace.clone()),
-                ..ObjectMeta::default()
-            },
-            spec: Some(LeaseSpec {
-                holder_identity: Some(self.config.identity.clone()),
-                lease_duration_seconds: self.config.lease_duration_seconds(),
-                acquire_time: Some(now.clone()),
-                renew_time: Some(now),
-                lease_transitions: Some(0),
-                ..LeaseSpec::default()
-            }),
-        };
+        let lease = self.config.new_lease(jiff::Timestamp::now());
         let sent = Instant::now();
         let params = post_params();
         let create = self.api.create(&params, &lease);
