@@ -198,3 +198,41 @@ pub fn list(
         "items": items,
     })
 }
+
+/// One page of a paginated list (`limit`/`continue`): `continue_token` names the next page,
+/// `None` on the last one.
+pub fn list_page(
+    kind_list: &str,
+    api_version: &str,
+    resource_version: &str,
+    continue_token: Option<&str>,
+    items: Vec<Value>,
+) -> Value {
+    let mut page = list(kind_list, api_version, resource_version, items);
+    if let Some(token) = continue_token {
+        page["metadata"]["continue"] = Value::from(token);
+    }
+    page
+}
+
+/// A watch event (`ADDED`, `MODIFIED`, `DELETED`, `BOOKMARK`) for [`watch_lines`].
+pub fn watch_event(event_type: &str, object: Value) -> Value {
+    serde_json::json!({"type": event_type, "object": object})
+}
+
+/// An `ERROR` watch event carrying a `Status` with `code`; 410 is what the API server sends
+/// when the watch's resource version is too old (the client must list again).
+pub fn watch_error(code: u16) -> Value {
+    let reason = if code == 410 {
+        "Expired"
+    } else {
+        "InternalError"
+    };
+    watch_event(
+        "ERROR",
+        serde_json::json!({
+            "apiVersion": "v1", "kind": "Status", "status": "Failure", "code": code,
+            "reason": reason, "message": format!("watch failed with {code}"),
+        }),
+    )
+}
