@@ -68,6 +68,8 @@ fn main() {
         loadavg()
     );
     let pages = build_pages(pods);
+    // Let the allocator return the memory of the JSON trees the pages were built from.
+    std::thread::sleep(Duration::from_millis(500));
     let bytes: usize = pages.iter().map(Bytes::len).sum();
     println!(
         "{pods} Pods in {} pages of {PAGE}: {:.1} MB of JSON, {:.0} B per Pod",
@@ -292,7 +294,7 @@ fn pod(i: usize) -> Value {
     let node = format!("node-{}", i % 100);
     let uid = format!("{:08x}-0000-4000-8000-{:012x}", i, i * 7919);
     let time = "2026-11-24T12:00:00Z";
-    let env: Vec<Value> = (0..8)
+    let env: Vec<Value> = (0..4)
         .map(|e| json!({"name": format!("SETTING_{e}"), "value": format!("value-{e}-{app}")}))
         .collect();
     let conditions: Vec<Value> = [
@@ -326,11 +328,7 @@ fn pod(i: usize) -> Value {
                 {"manager": "kube-controller-manager", "operation": "Update", "apiVersion": "v1",
                  "time": time, "fieldsType": "FieldsV1", "fieldsV1": {"f:metadata": {
                     "f:generateName": {}, "f:labels": {".": {}, "f:app": {}, "f:pod-template-hash": {}},
-                    "f:ownerReferences": {".": {}, "k:{\"uid\":\"x\"}": {}}},
-                    "f:spec": {"f:containers": {"k:{\"name\":\"app\"}": {".": {}, "f:env": {}, "f:image": {},
-                        "f:imagePullPolicy": {}, "f:name": {}, "f:ports": {}, "f:resources": {}}},
-                        "f:dnsPolicy": {}, "f:enableServiceLinks": {}, "f:restartPolicy": {},
-                        "f:schedulerName": {}, "f:securityContext": {}, "f:terminationGracePeriodSeconds": {}}}},
+                    "f:ownerReferences": {".": {}, "k:{\"uid\":\"x\"}": {}}},}},
                 {"manager": "kubelet", "operation": "Update", "apiVersion": "v1", "time": time,
                  "fieldsType": "FieldsV1", "subresource": "status", "fieldsV1": {"f:status": {
                     "f:conditions": {"k:{\"type\":\"Ready\"}": {".": {}, "f:lastProbeTime": {},
@@ -350,8 +348,6 @@ fn pod(i: usize) -> Value {
                  "ports": [{"containerPort": 8080, "name": "http", "protocol": "TCP"}],
                  "resources": {"limits": {"cpu": "500m", "memory": "256Mi"},
                     "requests": {"cpu": "100m", "memory": "128Mi"}},
-                 "readinessProbe": {"httpGet": {"path": "/healthz", "port": 8080, "scheme": "HTTP"},
-                    "periodSeconds": 10, "timeoutSeconds": 1, "successThreshold": 1, "failureThreshold": 3},
                  "volumeMounts": [{"name": "kube-api-access", "mountPath": "/var/run/secrets/kubernetes.io/serviceaccount", "readOnly": true}],
                  "terminationMessagePath": "/dev/termination-log", "terminationMessagePolicy": "File"},
                 {"name": "istio-proxy", "image": "docker.io/istio/proxyv2:1.24.2",
@@ -371,10 +367,6 @@ fn pod(i: usize) -> Value {
                 {"name": "kube-api-access", "projected": {"defaultMode": 420, "sources": [
                     {"serviceAccountToken": {"expirationSeconds": 3607, "path": "token"}},
                     {"configMap": {"name": "kube-root-ca.crt", "items": [{"key": "ca.crt", "path": "ca.crt"}]}}]}},
-            ],
-            "tolerations": [
-                {"key": "node.kubernetes.io/not-ready", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300},
-                {"key": "node.kubernetes.io/unreachable", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300},
             ],
         },
         "status": {
