@@ -164,6 +164,19 @@ impl Exchange {
             .send_response(response);
     }
 
+    /// Answer 200 with shared bytes (a pre-encoded response served many times, as benches do).
+    pub fn respond_shared(mut self, bytes: bytes::Bytes) {
+        let response = Response::builder()
+            .status(StatusCode::OK)
+            .header(http::header::CONTENT_TYPE, "application/json")
+            .body(Body::from(bytes))
+            .expect("response");
+        self.respond
+            .take()
+            .expect("answered once")
+            .send_response(response);
+    }
+
     /// Answer with a Kubernetes `Status` error.
     pub fn fail(self, code: u16, reason: &str, message: &str) {
         let status = serde_json::json!({
@@ -197,4 +210,42 @@ pub fn list(
         "metadata": {"resourceVersion": resource_version},
         "items": items,
     })
+}
+
+/// One page of a paginated list (`limit`/`continue`): `continue_token` names the next page,
+/// `None` on the last one.
+pub fn list_page(
+    kind_list: &str,
+    api_version: &str,
+    resource_version: &str,
+    continue_token: Option<&str>,
+    items: Vec<Value>,
+) -> Value {
+    let mut page = list(kind_list, api_version, resource_version, items);
+    if let Some(token) = continue_token {
+        page["metadata"]["continue"] = Value::from(token);
+    }
+    page
+}
+
+/// A watch event (`ADDED`, `MODIFIED`, `DELETED`, `BOOKMARK`) for [`watch_lines`].
+pub fn watch_event(event_type: &str, object: Value) -> Value {
+    serde_json::json!({"type": event_type, "object": object})
+}
+
+/// An `ERROR` watch event carrying a `Status` with `code`; 410 is what the API server sends
+/// when the watch's resource version is too old (the client must list again).
+pub fn watch_error(code: u16) -> Value {
+    let reason = if code == 410 {
+        "Expired"
+    } else {
+        "InternalError"
+    };
+    watch_event(
+        "ERROR",
+        serde_json::json!({
+            "apiVersion": "v1", "kind": "Status", "status": "Failure", "code": code,
+            "reason": reason, "message": format!("watch failed with {code}"),
+        }),
+    )
 }
