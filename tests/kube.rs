@@ -20,13 +20,14 @@ use std::time::Duration;
 
 use fake_apiserver::FakeApiServer;
 use serde_json::{json, Value};
-use support::{eventually, Daemon, Sandbox};
+use support::{eventually, raw_request, Daemon, Sandbox};
 
 const SIDECAR: &str = "/apis/networking.istio.io/v1beta1/namespaces/shop/sidecars/web";
 const FENCE: &str = "/apis/microservice.slime.io/v1alpha1/namespaces/shop/servicefences/web";
 const WAIT: Duration = Duration::from_secs(30);
 
-/// A namespace, a service and its ServiceFence, as `kubectl apply` would have left them.
+/// A namespace, two services, the Endpoints of one and its ServiceFence, as `kubectl apply`
+/// would have left them.
 fn seed_cluster(api: &FakeApiServer) -> String {
     api.put(
         "/api/v1/namespaces/shop",
@@ -37,6 +38,18 @@ fn seed_cluster(api: &FakeApiServer) -> String {
         json!({"apiVersion": "v1", "kind": "Service",
             "metadata": {"name": "web", "namespace": "shop", "labels": {"app": "web"}},
             "spec": {"selector": {"app": "web"}, "ports": [{"name": "http", "port": 80}]}}),
+    );
+    api.put(
+        "/api/v1/namespaces/shop/services/details",
+        json!({"apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": "details", "namespace": "shop"},
+            "spec": {"selector": {"app": "details"}, "ports": [{"name": "http", "port": 80}]}}),
+    );
+    api.put(
+        "/api/v1/namespaces/shop/endpoints/web",
+        json!({"apiVersion": "v1", "kind": "Endpoints",
+            "metadata": {"name": "web", "namespace": "shop"},
+            "subsets": [{"addresses": [{"ip": "10.1.0.1"}], "ports": [{"port": 80}]}]}),
     );
     let fence = api.put(
         FENCE,
@@ -146,13 +159,16 @@ fn a_fence_in_the_cluster_gets_its_sidecar_and_a_restart_writes_nothing() {
     let fence_uid = seed_cluster(&api);
     let mut daemon = kube_daemon(&sandbox, &api, "a", &["--no-lease"]);
 
-    eventually(WAIT, "the Sidecar applied", || {
-        api.object(SIDECAR).is_some()
+    // Owned by the observed fence. (A pass that read the observed uids just before the fence's
+    // observation landed applies the Sidecar once without the owner; the next pass adds it.)
+    eventually(WAIT, "the Sidecar applied with its owner", || {
+        api.object(SIDECAR)
+            .is_some_and(|s| s["metadata"]["ownerReferences"].is_array())
     });
     let apply = api
         .requests()
         .into_iter()
-        .find(|r| r.method == "PATCH" && r.path == SIDECAR)
+        .rfind(|r| r.method == "PATCH" && r.path == SIDECAR)
         .unwrap();
     assert_eq!(
         apply.content_type.as_deref(),
@@ -173,10 +189,11 @@ fn a_fence_in_the_cluster_gets_its_sidecar_and_a_restart_writes_nothing() {
     assert_eq!(sidecar["spec"]["workloadSelector"]["labels"]["app"], "web");
 
     // The fence's status, without force: the ServiceFence belongs to whoever wrote it.
+    // The fence's status, without force: the ServiceFence belongs to whoever wrote it.
     eventually(WAIT, "the fence status", || {
-        api.object(FENCE).is_some_and(|f| {
-            f["status"].is_object() && !f["status"].as_object().unwrap().is_empty()
-        })
+        api.requests()
+            .iter()
+            .any(|r| r.method == "PATCH" && r.path == format!("{FENCE}/status"))
     });
     let status = api
         .requests()
@@ -185,6 +202,36 @@ fn a_fence_in_the_cluster_gets_its_sidecar_and_a_restart_writes_nothing() {
         .unwrap();
     assert_eq!(status.query["fieldManager"], "meshplane");
     assert!(!status.query.contains_key("force"), "{:?}", status.query);
+    assert_eq!(status.body["kind"], "ServiceFence");
+    assert!(status.body["status"].is_object(), "{}", status.body);
+    assert!(status.body.get("spec").is_none(), "the spec is the user's");
+
+    // A call from web's pod (its IP known from the observed Endpoints) to details: learned,
+    // into the Sidecar and the fence status.
+    let (code, body) = raw_request(
+        daemon.port,
+        "POST",
+        "/api/v1/accesslog",
+        &[("content-type", "application/x-ndjson")],
+        br#"{"downstream_ip":"10.1.0.1","upstream_cluster":"inbound|80||","authority":"details:80"}"#
+            .to_vec(),
+    );
+    assert_eq!(code, 202, "{body}");
+    let host = "*/details.shop.svc.cluster.local";
+    eventually(WAIT, "the learned host in the Sidecar", || {
+        api.object(SIDECAR).is_some_and(|s| {
+            s["spec"]["egress"][0]["hosts"]
+                .as_array()
+                .is_some_and(|h| h.iter().any(|x| x == host))
+        })
+    });
+    eventually(WAIT, "the learned domain in the fence status", || {
+        api.object(FENCE).is_some_and(|f| {
+            f["status"]["domains"]
+                .get("details.shop.svc.cluster.local")
+                .is_some()
+        })
+    });
 
     // The cluster is the projection target: nothing in the manifest directory.
     let manifests = sandbox.path("a-manifests");

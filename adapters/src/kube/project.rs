@@ -27,6 +27,12 @@ pub async fn project_once(
     dispatcher: &Dispatcher,
     applier: &mut Applier,
 ) -> Result<(SyncReport, u64), String> {
+    let mut pass = applier
+        .begin(HashMap::new())
+        .await
+        .map_err(|e| e.to_string())?;
+    // Read after the listing (which can take a while), right before the walk: a fence observed
+    // meanwhile then has its uid, and its Sidecar gets its owner reference in this pass.
     let observed_uids: HashMap<ResourceKey, String> = dispatcher
         .read_cluster(|s, _| {
             s.of_kind(actors::fence::SERVICE_FENCE_KIND)
@@ -35,10 +41,7 @@ pub async fn project_once(
         })
         .await
         .map_err(|e| e.to_string())?;
-    let mut pass = applier
-        .begin(observed_uids)
-        .await
-        .map_err(|e| e.to_string())?;
+    pass.set_observed_uids(observed_uids);
     let position = desired::walk(dispatcher, &mut pass).await?;
     Ok((pass.finish().await, position))
 }

@@ -281,6 +281,12 @@ fn phase(object: &ObjectRef) -> u8 {
 }
 
 impl ApplyPass<'_> {
+    /// The uids of observed objects that own generated objects (see [`Applier::begin`]), for
+    /// the objects added from now on.
+    pub fn set_observed_uids(&mut self, observed_uids: HashMap<ResourceKey, String>) {
+        self.observed_uids = observed_uids;
+    }
+
     /// Compare a chunk of desired items and queue what must be written.
     pub fn add(&mut self, items: Vec<DesiredItem>) {
         for item in items {
