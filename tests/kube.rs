@@ -2,8 +2,8 @@
 //! (`support/fake_apiserver.rs`), through kube-rs and the real binary: a ServiceFence written
 //! into the cluster by someone else is watched into the log, its Sidecar is server-side
 //! applied with an owner reference to it and its status written; a restart writes nothing; a
-//! fence deleted in the cluster takes its Sidecar with it; only the lease holder writes, and a
-//! follower takes over when the leader dies. Plus the refusals of bad settings.
+//! fence deleted in the cluster takes its Sidecar with it; only the lease holder writes, a
+//! follower takes over when the leader dies, and a clean shutdown frees the lease. Plus the refusals of bad settings.
 //!
 //! The real-cluster suite is `tests/kube_cluster.rs` (opt-in).
 
@@ -296,7 +296,7 @@ fn only_the_lease_holder_writes_and_a_follower_takes_over() {
         .expect("the lease");
     let holder = held["spec"]["holderIdentity"].as_str().unwrap().to_string();
 
-    let follower = kube_daemon(&sandbox, &api, "b", &lease);
+    let mut follower = kube_daemon(&sandbox, &api, "b", &lease);
     eventually(WAIT, "b's watchers", || {
         metric(&follower, "meshplane_kube_relists_total").is_some_and(|n| n >= 5.0)
     });
@@ -341,4 +341,16 @@ fn only_the_lease_holder_writes_and_a_follower_takes_over() {
             .is_some_and(|s| s["spec"]["workloadSelector"]["labels"]["tier"] == "edge")
     });
     assert!(writes_by(&api, "b").contains(&format!("PATCH {SIDECAR}")));
+
+    // A clean shutdown hands the lease over at once: no holder left.
+    assert_eq!(follower.terminate(), Some(0));
+    let lease = api
+        .object("/apis/coordination.k8s.io/v1/namespaces/mesh/leases/meshplane-leader")
+        .unwrap();
+    assert!(
+        lease["spec"]["holderIdentity"]
+            .as_str()
+            .is_none_or(str::is_empty),
+        "{lease}"
+    );
 }
