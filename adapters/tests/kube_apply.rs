@@ -119,6 +119,16 @@ async fn answer_listing(server: &mut ApiServer, objects: &BTreeMap<&str, Vec<Val
     }
 }
 
+/// The status apply of the observed ServiceFence, which comes last in a first pass.
+async fn answer_status(server: &mut ApiServer) {
+    let status = server
+        .expect(Method::PATCH, &format!("{FENCES}/web/status"))
+        .await;
+    assert_server_side_apply(&status, false);
+    let body = status.body.clone();
+    status.ok(&body);
+}
+
 fn assert_server_side_apply(exchange: &Exchange, force: bool) {
     assert_eq!(
         exchange.content_type.as_deref(),
@@ -146,21 +156,12 @@ fn stored(body: &Value) -> Value {
     object
 }
 
-/// The first pass for the fence: status of the observed ServiceFence (no force: meshplane does
-/// not own it), then the Sidecar it generates (force, owner reference with the fence's uid).
+/// The first pass for the fence: the Sidecar it generates (force, owner reference with the
+/// fence's uid), then the status of the observed ServiceFence (no force: meshplane does not own
+/// it; statuses go last, after the objects they belong to).
 /// Returns the Sidecar as the server stored it.
 async fn first_pass(server: &mut ApiServer) -> Value {
     answer_listing(server, &BTreeMap::new()).await;
-    let status = server
-        .expect(Method::PATCH, &format!("{FENCES}/web/status"))
-        .await;
-    assert_server_side_apply(&status, false);
-    assert_eq!(status.body["kind"], "ServiceFence");
-    assert!(status.body.get("spec").is_none(), "{}", status.body);
-    assert!(status.body["status"].is_object(), "{}", status.body);
-    let body = status.body.clone();
-    status.ok(&body);
-
     let sidecar = server
         .expect(Method::PATCH, &format!("{SIDECARS}/web"))
         .await;
@@ -182,6 +183,16 @@ async fn first_pass(server: &mut ApiServer) -> Value {
     );
     let object = stored(&body);
     sidecar.ok(&object);
+
+    let status = server
+        .expect(Method::PATCH, &format!("{FENCES}/web/status"))
+        .await;
+    assert_server_side_apply(&status, false);
+    assert_eq!(status.body["kind"], "ServiceFence");
+    assert!(status.body.get("spec").is_none(), "{}", status.body);
+    assert!(status.body["status"].is_object(), "{}", status.body);
+    let body = status.body.clone();
+    status.ok(&body);
     object
 }
 
@@ -263,14 +274,6 @@ async fn a_restart_against_an_unchanged_cluster_writes_nothing_and_a_change_is_a
     )
     .await;
     let running = pass(&dispatcher, applier);
-    let status = server
-        .expect(Method::PATCH, &format!("{FENCES}/web/status"))
-        .await;
-    assert!(status.body["status"]["domains"]
-        .get("ratings.shop.svc.cluster.local")
-        .is_some());
-    let body = status.body.clone();
-    status.ok(&body);
     let sidecar = server
         .expect(Method::PATCH, &format!("{SIDECARS}/web"))
         .await;
@@ -281,6 +284,14 @@ async fn a_restart_against_an_unchanged_cluster_writes_nothing_and_a_change_is_a
         .contains(&json!("*/ratings.shop.svc.cluster.local")));
     let body = stored(&sidecar.body);
     sidecar.ok(&body);
+    let status = server
+        .expect(Method::PATCH, &format!("{FENCES}/web/status"))
+        .await;
+    assert!(status.body["status"]["domains"]
+        .get("ratings.shop.svc.cluster.local")
+        .is_some());
+    let body = status.body.clone();
+    status.ok(&body);
     server.expect_silence(Duration::from_millis(200)).await;
     let (_, report) = running.await.unwrap();
     assert_eq!(
@@ -329,11 +340,6 @@ async fn a_conflict_is_retried_after_reading_the_object_again() {
     let applier = Applier::new(client, leadership, metrics.clone(), config());
     let running = pass(&dispatcher, applier);
     answer_listing(&mut server, &BTreeMap::new()).await;
-    let status = server
-        .expect(Method::PATCH, &format!("{FENCES}/web/status"))
-        .await;
-    let body = status.body.clone();
-    status.ok(&body);
     server
         .expect(Method::PATCH, &format!("{SIDECARS}/web"))
         .await
@@ -353,6 +359,7 @@ async fn a_conflict_is_retried_after_reading_the_object_again() {
     assert_server_side_apply(&again, true);
     let body = stored(&again.body);
     again.ok(&body);
+    answer_status(&mut server).await;
     let (_, report) = running.await.unwrap();
     assert_eq!((report.applied, report.failed), (1, 0), "{report:?}");
     assert_eq!(
@@ -373,11 +380,6 @@ async fn a_server_error_backs_off_records_an_event_and_is_retried_later() {
     let applier = Applier::new(client, leadership, metrics.clone(), config());
     let running = pass(&dispatcher, applier);
     answer_listing(&mut server, &BTreeMap::new()).await;
-    let status = server
-        .expect(Method::PATCH, &format!("{FENCES}/web/status"))
-        .await;
-    let body = status.body.clone();
-    status.ok(&body);
     let failed_at = Instant::now();
     server
         .expect(Method::PATCH, &format!("{SIDECARS}/web"))
@@ -398,6 +400,7 @@ async fn a_server_error_backs_off_records_an_event_and_is_retried_later() {
     );
     let body = event.body.clone();
     event.respond(http::StatusCode::CREATED, &body);
+    answer_status(&mut server).await;
     let (applier, report) = running.await.unwrap();
     assert_eq!(report.failed, 1, "{report:?}");
     let retry = report.next_retry.expect("a retry is scheduled");
@@ -489,4 +492,80 @@ async fn once_the_lease_is_lost_nothing_more_is_written() {
     server.expect_silence(Duration::from_millis(200)).await;
     let (_, report) = running.await.unwrap();
     assert_eq!(report.writes(), 0, "{report:?}");
+}
+
+/// A ServiceFence applied through meshplane is meshplane's own: on a first pass against an
+/// empty cluster it is applied (force, without status: the API server ignores a status sent
+/// with the object), then its Sidecar with an owner reference carrying the uid the server just
+/// gave the fence, then the fence's status through the status subresource. A restart against
+/// what the server stored writes nothing.
+#[actix_rt::test]
+async fn an_owned_fence_is_applied_before_its_sidecar_and_its_status_after() {
+    let dispatcher = dispatcher(memory());
+    let fence = json!({"apiVersion": "microservice.slime.io/v1alpha1", "kind": "ServiceFence",
+        "metadata": {"name": "web", "namespace": "shop"},
+        "spec": {"enable": true, "host": {"reviews.shop.svc.cluster.local": {"stable": {}}}}});
+    dispatcher
+        .execute(actors::mesh::document_command(&fence).unwrap())
+        .await
+        .unwrap();
+    let (client, mut server) = kube_mock::pair();
+    let (leadership, _lease) = Leadership::manual(true);
+    let applier = Applier::new(client, leadership, Arc::new(Metrics::default()), config());
+    let running = pass(&dispatcher, applier);
+    answer_listing(&mut server, &BTreeMap::new()).await;
+
+    let apply = server.expect(Method::PATCH, &format!("{FENCES}/web")).await;
+    assert_server_side_apply(&apply, true);
+    assert!(apply.body.get("status").is_none(), "{}", apply.body);
+    assert_eq!(apply.body["spec"]["enable"], true);
+    let mut stored_fence = stored(&apply.body);
+    stored_fence["metadata"]["uid"] = json!("owned-fence-uid");
+    apply.ok(&stored_fence);
+
+    let sidecar = server
+        .expect(Method::PATCH, &format!("{SIDECARS}/web"))
+        .await;
+    assert_eq!(
+        sidecar.body["metadata"]["ownerReferences"][0]["uid"], "owned-fence-uid",
+        "the owner's uid from the apply of this very pass"
+    );
+    let stored_sidecar = stored(&sidecar.body);
+    sidecar.ok(&stored_sidecar);
+
+    let status = server
+        .expect(Method::PATCH, &format!("{FENCES}/web/status"))
+        .await;
+    assert_server_side_apply(&status, false);
+    assert!(status.body.get("spec").is_none(), "{}", status.body);
+    assert!(status.body["status"]["domains"]
+        .get("reviews.shop.svc.cluster.local")
+        .is_some());
+    stored_fence["status"] = status.body["status"].clone();
+    let body = status.body.clone();
+    status.ok(&body);
+    let (_, report) = running.await.unwrap();
+    assert_eq!(
+        (report.applied, report.status_applied, report.failed),
+        (2, 1, 0),
+        "{report:?}"
+    );
+
+    // Restart: what the server stored covers everything; nothing is written.
+    let (client, mut server) = kube_mock::pair();
+    let (leadership, _lease) = Leadership::manual(true);
+    let applier = Applier::new(client, leadership, Arc::new(Metrics::default()), config());
+    let running = pass(&dispatcher, applier);
+    let (all_fences, all_sidecars) = (
+        kinds::SERVICE_FENCE.collection_path(None),
+        kinds::SIDECAR.collection_path(None),
+    );
+    let objects = BTreeMap::from([
+        (all_fences.as_str(), vec![stored_fence]),
+        (all_sidecars.as_str(), vec![stored_sidecar]),
+    ]);
+    answer_listing(&mut server, &objects).await;
+    server.expect_silence(Duration::from_millis(200)).await;
+    let (_, report) = running.await.unwrap();
+    assert_eq!((report.writes(), report.matched), (0, 3), "{report:?}");
 }

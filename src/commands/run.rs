@@ -50,6 +50,10 @@ pub fn run(args: RunArgs) -> Result<()> {
 
 /// Who holds the lease: the pod (POD_NAME, set by the Deployment) or the host, plus a random
 /// suffix so that two daemons on one host never share an identity.
+#[allow(
+    clippy::disallowed_methods,
+    reason = "an identity unique to this process, outside any decision the log replays"
+)]
 fn lease_identity() -> String {
     let base = std::env::var("POD_NAME")
         .ok()

@@ -18,12 +18,25 @@ pub fn digest(value: &Value) -> ObjectDigest {
     hasher.finalize().into()
 }
 
+/// What to do with an owner reference whose owner's uid is not known.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UnknownOwner {
+    /// Keep it with its empty uid: while comparing, when the owner may still be created by an
+    /// earlier phase of the same pass (a Sidecar's ServiceFence on a first pass).
+    Keep,
+    /// Leave it out: right before sending (the API server refuses an owner reference without
+    /// a uid); once the owner exists the object's content changes and it is applied again.
+    Drop,
+}
+
 /// Fill the uids of the owner references the projections leave empty (a projection has no
 /// cluster uids) from `uids`, keyed by the owner's kind, the object's namespace and the owner's
-/// name. A reference whose owner's uid is not known yet is left out (the API server refuses an
-/// owner reference without a uid); once the owner exists, the object's content changes and it
-/// is applied again with the reference.
-pub fn fill_owner_uids(object: &mut Value, uids: &dyn Fn(&ResourceKey) -> Option<String>) {
+/// name.
+pub fn fill_owner_uids(
+    object: &mut Value,
+    uids: &dyn Fn(&ResourceKey) -> Option<String>,
+    unknown: UnknownOwner,
+) {
     let namespace = object["metadata"]["namespace"]
         .as_str()
         .unwrap_or_default()
@@ -48,7 +61,7 @@ pub fn fill_owner_uids(object: &mut Value, uids: &dyn Fn(&ResourceKey) -> Option
                 owner["uid"] = Value::String(uid);
                 true
             }
-            None => false,
+            None => unknown == UnknownOwner::Keep,
         }
     });
     if owners.is_empty() {
@@ -146,10 +159,13 @@ mod tests {
             (k == &ResourceKey::new("ServiceFence", "shop", "web")).then(|| "uid-1".to_string())
         };
         let mut filled = object.clone();
-        fill_owner_uids(&mut filled, &known);
+        fill_owner_uids(&mut filled, &known, UnknownOwner::Drop);
         assert_eq!(filled["metadata"]["ownerReferences"][0]["uid"], "uid-1");
+        let mut kept = object.clone();
+        fill_owner_uids(&mut kept, &|_| None, UnknownOwner::Keep);
+        assert_eq!(kept, object, "kept as it was, for a later phase to fill");
         let mut unknown = object.clone();
-        fill_owner_uids(&mut unknown, &|_| None);
+        fill_owner_uids(&mut unknown, &|_| None, UnknownOwner::Drop);
         assert!(unknown["metadata"].get("ownerReferences").is_none());
         assert_ne!(digest(&filled), digest(&unknown));
         assert_eq!(digest(&filled), digest(&filled.clone()));

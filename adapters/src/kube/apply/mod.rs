@@ -33,7 +33,7 @@ use kube::Client;
 use projections::ObjectRef;
 use serde_json::Value;
 
-use self::compare::{covers, digest, fill_owner_uids, uid_lookup, ObjectDigest};
+use self::compare::{covers, digest, fill_owner_uids, uid_lookup, ObjectDigest, UnknownOwner};
 use self::write::{perform, Done, Failed, Op};
 use crate::desired::{ChunkSink, DesiredItem};
 use crate::error::Error;
@@ -166,6 +166,18 @@ impl Applier {
                 .iter()
                 .map(|(r, v)| (r.clone(), compare::uid_of(v)))
                 .collect();
+            // Owners among meshplane's own objects are known by uid before any is compared,
+            // whatever order the walk renders them in.
+            self.uids = self
+                .managed
+                .iter()
+                .filter_map(|(r, uid)| {
+                    Some((
+                        ResourceKey::new(&r.kind, &r.namespace, &r.name),
+                        uid.clone()?,
+                    ))
+                })
+                .collect();
             self.applied.clear();
             self.status_applied.clear();
             self.baseline = Some(baseline);
@@ -272,12 +284,36 @@ pub struct ApplyPass<'a> {
 
 /// Objects others may be owned by, or live in, go first: namespaces, then ServiceFences (their
 /// uids fill the Sidecars' owner references), then everything else.
-fn phase(object: &ObjectRef) -> u8 {
-    match object.kind.as_str() {
-        "Namespace" => 0,
-        "ServiceFence" => 1,
+/// The order of writes within a pass: namespaces first, then ServiceFences (owners of the
+/// Sidecars), then everything else, and statuses last (their objects must exist).
+fn phase(op: &Op) -> u8 {
+    match (op, op.object().kind.as_str()) {
+        (Op::Status { .. }, _) => 3,
+        (_, "Namespace") => 0,
+        (_, "ServiceFence") => 1,
         _ => 2,
     }
+}
+
+/// Take `status` out of an object, as a status-subresource apply body of its own (apiVersion,
+/// kind, name, namespace and the status).
+fn split_status(object: &mut Value) -> Option<Value> {
+    let status = object.as_object_mut()?.remove("status")?;
+    if status.is_null() {
+        return None;
+    }
+    let mut metadata = serde_json::Map::new();
+    for field in ["name", "namespace"] {
+        if let Some(v) = object["metadata"].get(field) {
+            metadata.insert(field.into(), v.clone());
+        }
+    }
+    Some(serde_json::json!({
+        "apiVersion": object["apiVersion"],
+        "kind": object["kind"],
+        "metadata": metadata,
+        "status": status,
+    }))
 }
 
 impl ApplyPass<'_> {
@@ -293,9 +329,17 @@ impl ApplyPass<'_> {
             self.report.desired += 1;
             match item {
                 DesiredItem::Object(r, object) => {
-                    let value = object.to_value();
+                    let mut value = object.to_value();
                     self.seen.insert(r.clone());
-                    self.consider(r, value, false);
+                    // A ServiceFence's status is a subresource: the API server ignores a status
+                    // sent with the object, so it is applied on its own.
+                    let status = (r.kind == kinds::SERVICE_FENCE.kind)
+                        .then(|| split_status(&mut value))
+                        .flatten();
+                    self.consider(r.clone(), value, false);
+                    if let Some(status) = status {
+                        self.consider(r, status, true);
+                    }
                 }
                 DesiredItem::Status(r, value) => self.consider(r, value, true),
             }
@@ -305,7 +349,11 @@ impl ApplyPass<'_> {
     fn consider(&mut self, r: ObjectRef, mut value: Value, status: bool) {
         let applier = &mut *self.applier;
         if !status {
-            fill_owner_uids(&mut value, &uid_lookup(&applier.uids, &self.observed_uids));
+            fill_owner_uids(
+                &mut value,
+                &uid_lookup(&applier.uids, &self.observed_uids),
+                UnknownOwner::Keep,
+            );
         }
         let d = digest(&value);
         let known = if status {
@@ -388,22 +436,25 @@ impl ApplyPass<'_> {
             return self.report;
         }
         let mut ops = std::mem::take(&mut self.ops);
-        ops.sort_by_key(|(op, _)| phase(op.object()));
+        ops.sort_by_key(|(op, _)| phase(op));
         let mut start = 0;
         while start < ops.len() {
-            let p = phase(ops[start].0.object());
+            let p = phase(&ops[start].0);
             let end = ops[start..]
                 .iter()
-                .position(|(op, _)| phase(op.object()) != p)
+                .position(|(op, _)| phase(op) != p)
                 .map_or(ops.len(), |n| start + n);
             let mut batch: Vec<(Op, Option<ObjectDigest>)> = ops[start..end].to_vec();
-            if p == 2 {
-                // Owners applied in the earlier phases now have uids.
-                for (op, d) in batch.iter_mut() {
-                    if let Op::Apply { value, .. } = op {
-                        fill_owner_uids(value, &uid_lookup(&applier.uids, &self.observed_uids));
-                        *d = Some(digest(value));
-                    }
+            // Owners applied in the earlier phases now have uids; references to owners still
+            // unknown are left out.
+            for (op, d) in batch.iter_mut() {
+                if let Op::Apply { value, .. } = op {
+                    fill_owner_uids(
+                        value,
+                        &uid_lookup(&applier.uids, &self.observed_uids),
+                        UnknownOwner::Drop,
+                    );
+                    *d = Some(digest(value));
                 }
             }
             if !run_batch(applier, batch, &mut self.report).await {
