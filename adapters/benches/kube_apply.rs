@@ -1,8 +1,9 @@
 //! Kubernetes applier benchmark (issue 5): a restart against an unchanged cluster of 10,000
 //! desired objects must send zero writes, its comparison done in <= 2 s.
 //!
-//! `cargo bench -p adapters --bench kube_apply` (env `MESHPLANE_BENCH_OBJECTS` changes the
-//! number of desired objects; default 10,000, at least 400).
+//! `cargo bench -p adapters --bench kube_apply`. Environment: `MESHPLANE_BENCH_OBJECTS` (desired
+//! objects; default 10,000, at least 400), `MESHPLANE_BENCH_API_LATENCY_MS` (the server's answer
+//! time per apply in the second naive baseline; default 5).
 //!
 //! The desired state is built through the real dispatcher over an in-memory log, as `meshplane
 //! apply` would: 50 Namespaces, and over them ConfigMaps, Services, Deployments and
@@ -27,7 +28,8 @@
 //!    objects with the comparison, `finish`), plus the walk alone into a sink that only renders
 //!    (so walk - render = comparison) and `covers` + `digest` alone over every (stored, desired)
 //!    pair; then a steady-state pass of the same applier (digests only, no listing);
-//! 4. baseline: the naive restart, a new applier whose listing is empty, so it re-applies all;
+//! 4. baseline: the naive restart, a new applier whose listing is empty, so it re-applies all:
+//!    once against the mock answering at once, once with a per-apply answer time;
 //! 5. one ConfigMap changed while the daemon was down: the restart sends exactly one write;
 //! 6. a realism check: a real API server ignores `status` in an apply to the main resource of a
 //!    CRD with the status subresource (ServiceFence has it), so the stored ServiceFences carry
@@ -182,6 +184,21 @@ async fn run(mix: Mix) {
     assert_eq!(timed.report.applied, total, "{:?}", timed.report);
     assert_eq!(naive.writes, total);
     table.row("baseline: naive restart, re-apply all", &timed, &naive);
+    let latency = api_latency();
+    let slow = MockCluster {
+        apply_latency: latency,
+        ..MockCluster::default()
+    };
+    let (naive, timed) = timed_pass(&dispatcher, slow).await;
+    assert_eq!(naive.writes, total);
+    table.row(
+        &format!(
+            "  the same, {} ms per apply at the server",
+            latency.as_millis()
+        ),
+        &timed,
+        &naive,
+    );
 
     // 5. One object changed while the daemon was down: exactly one write.
     let changed = change_one_config_map(&dispatcher).await;
@@ -384,6 +401,17 @@ async fn change_one_config_map(dispatcher: &Dispatcher) -> String {
     format!(
         "{}/{name}",
         kinds::CONFIG_MAP.collection_path(Some(&namespace))
+    )
+}
+
+/// The latency of one server-side apply for the slow naive baseline
+/// (`MESHPLANE_BENCH_API_LATENCY_MS`, default 5 ms: an apply that etcd commits).
+fn api_latency() -> Duration {
+    Duration::from_millis(
+        std::env::var("MESHPLANE_BENCH_API_LATENCY_MS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(5),
     )
 }
 
@@ -607,6 +635,8 @@ struct MockCluster {
     writes: usize,
     written: Vec<String>,
     pages_served: usize,
+    /// How long an apply takes to be answered (zero: at once).
+    apply_latency: Duration,
     /// Sidecars applied without an owner reference (their ServiceFence's uid was unknown).
     sidecars_without_owner: usize,
 }
@@ -800,7 +830,16 @@ impl MockCluster {
         let stored = self.store(kind, &exchange.path, body);
         self.writes += 1;
         self.written.push(exchange.path.clone());
-        exchange.ok(&stored);
+        if self.apply_latency.is_zero() {
+            exchange.ok(&stored);
+        } else {
+            // Answered later, concurrently with other requests, as a real server does.
+            let latency = self.apply_latency;
+            tokio::spawn(async move {
+                tokio::time::sleep(latency).await;
+                exchange.ok(&stored);
+            });
+        }
     }
 
     fn store(&mut self, kind: &ApiKind, path: &str, body: &Value) -> Value {
