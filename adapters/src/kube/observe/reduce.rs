@@ -65,17 +65,17 @@ pub fn key_of(kind: &ApiKind, object: &DynamicObject) -> Option<ResourceKey> {
 /// Whether the object is one of meshplane's own projections (labelled
 /// `app.kubernetes.io/managed-by: meshplane`). Those are not observed: their content follows
 /// from the log already, and recording them would echo each of meshplane's writes back into
-/// the log as an observation (a feedback loop of events). ServiceFences are the exception:
-/// meshplane writes auto-fences, but a ServiceFence's spec is also user input that the fence
-/// concept reads, so every ServiceFence is observed (its spec only, never its status).
-pub fn is_meshplane_projection(kind: &ApiKind, object: &DynamicObject) -> bool {
-    kind.kind != "ServiceFence"
-        && object
-            .metadata
-            .labels
-            .as_ref()
-            .and_then(|l| l.get(MANAGED_BY_LABEL))
-            .is_some_and(|v| v == MANAGER)
+/// the log as an observation (a feedback loop of events). That holds for ServiceFences too: an
+/// auto-fence or a fence applied through meshplane observed back would be read by the fence
+/// concept as a user's manual fence, outliving the auto-fence that made it. A user's
+/// ServiceFence (without the label) is observed like any input.
+pub fn is_meshplane_projection(object: &DynamicObject) -> bool {
+    object
+        .metadata
+        .labels
+        .as_ref()
+        .and_then(|l| l.get(MANAGED_BY_LABEL))
+        .is_some_and(|v| v == MANAGER)
 }
 
 /// What meshplane records of a watched object: key, uid, labels, annotations (without
@@ -84,7 +84,7 @@ pub fn is_meshplane_projection(kind: &ApiKind, object: &DynamicObject) -> bool {
 /// (see [`is_meshplane_projection`]).
 pub fn observation(kind: &ApiKind, object: &DynamicObject) -> Option<Observation> {
     let key = key_of(kind, object)?;
-    if is_meshplane_projection(kind, object) {
+    if is_meshplane_projection(object) {
         return None;
     }
     let metadata = &object.metadata;
@@ -385,10 +385,10 @@ mod tests {
             let o = observation(kind, &resource(json!({}))).unwrap();
             assert_eq!(o.body, r#"{"spec":{"enable":true}}"#, "{}", kind.kind);
         }
-        // Every ServiceFence is observed, meshplane's own included (its spec is user input).
+        // meshplane's own (auto-fences, fences applied through meshplane) are not: the fence
+        // concept would take them for a user's.
         let own = resource(json!({MANAGED_BY_LABEL: MANAGER}));
-        let o = observation(&kinds::SERVICE_FENCE, &own).expect("ServiceFences are observed");
-        assert_eq!(o.body, r#"{"spec":{"enable":true}}"#);
+        assert_eq!(observation(&kinds::SERVICE_FENCE, &own), None);
         assert_eq!(observation(&kinds::VIRTUAL_SERVICE, &own), None);
     }
 
@@ -396,7 +396,7 @@ mod tests {
     fn meshplane_projections_and_nameless_objects_are_not_observed() {
         let service = object(json!({"metadata": {"name": "web", "namespace": "shop",
             "labels": {MANAGED_BY_LABEL: MANAGER}}, "spec": {"ports": []}}));
-        assert!(is_meshplane_projection(&kinds::SERVICE, &service));
+        assert!(is_meshplane_projection(&service));
         assert_eq!(observation(&kinds::SERVICE, &service), None);
         // Its key is still known, so the watcher can say it is not (or no longer) observed.
         assert_eq!(
