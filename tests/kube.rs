@@ -19,7 +19,7 @@ mod support;
 use std::time::Duration;
 
 use fake_apiserver::FakeApiServer;
-use serde_json::{json, Value};
+use serde_json::json;
 use support::{eventually, raw_request, Daemon, Sandbox};
 
 const SIDECAR: &str = "/apis/networking.istio.io/v1beta1/namespaces/shop/sidecars/web";

@@ -328,9 +328,9 @@ impl FakeApiServer {
 /// and an optional subresource.
 fn parse(path: &str) -> Option<(Slot, Option<String>)> {
     let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
-    let (prefix, rest) = match segments.first()? {
-        &"api" => (format!("/api/{}", segments.get(1)?), &segments[2..]),
-        &"apis" => (
+    let (prefix, rest) = match *segments.first()? {
+        "api" => (format!("/api/{}", segments.get(1)?), &segments[2..]),
+        "apis" => (
             format!("/apis/{}/{}", segments.get(1)?, segments.get(2)?),
             &segments[3..],
         ),
