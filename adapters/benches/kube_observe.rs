@@ -26,6 +26,10 @@
 #[path = "../tests/support/kube_mock.rs"]
 mod kube_mock;
 
+#[path = "common/machine.rs"]
+mod machine;
+
+use machine::{cpu_model, loadavg, reset_peak, rss_mib};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -398,43 +402,6 @@ fn verdict(ok: bool) -> &'static str {
     } else {
         "NOT met"
     }
-}
-
-fn cpu_model() -> String {
-    std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("model name"))
-                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
-        })
-        .unwrap_or_else(|| "unknown cpu".into())
-}
-
-fn loadavg() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_default()
-}
-
-/// `VmRSS` and `VmHWM` of this process, in MiB.
-fn rss_mib() -> (f64, f64) {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let field = |name: &str| {
-        status
-            .lines()
-            .find(|l| l.starts_with(name))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|kb| kb.parse::<f64>().ok())
-            .map_or(0.0, |kb| kb / 1024.0)
-    };
-    (field("VmRSS:"), field("VmHWM:"))
-}
-
-/// Reset this process's peak RSS (`VmHWM`) to the current RSS; returns the current RSS in MiB.
-fn reset_peak() -> f64 {
-    let _ = std::fs::write("/proc/self/clear_refs", "5");
-    rss_mib().0
 }
 
 fn rss_line(what: &str) {

@@ -123,6 +123,31 @@ pub fn api_for(client: &Client, object: &ObjectRef) -> Result<Api<DynamicObject>
     })
 }
 
+/// Send a server-side apply; after a 409, read the object again and send it once more.
+async fn apply_retrying_conflict<F, Fut>(
+    api: &Api<DynamicObject>,
+    name: &str,
+    send: F,
+) -> Result<Done, Failed>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Result<DynamicObject, kube::Error>>,
+{
+    let result = match send().await {
+        Err(e) if code_of(&e) == Some(409) => {
+            refresh(api, name).await?;
+            send().await.map_err(|e| Failed {
+                conflicted: true,
+                ..failed(e)
+            })
+        }
+        other => other.map_err(failed),
+    }?;
+    Ok(Done::Applied {
+        uid: result.metadata.uid,
+    })
+}
+
 /// Carry out one write. A 409 is retried once after reading the object again (its current
 /// uid, or whether it is still there); anything else is the caller's to back off from.
 pub async fn perform(client: &Client, op: &Op) -> Result<Done, Failed> {
@@ -130,42 +155,16 @@ pub async fn perform(client: &Client, op: &Op) -> Result<Done, Failed> {
     let name = op.object().name.as_str();
     match op {
         Op::Apply { value, .. } => {
+            // Force: meshplane owns the objects it applies whole.
             let params = PatchParams::apply(FIELD_MANAGER).force();
-            let first = api.patch(name, &params, &Patch::Apply(value)).await;
-            let result = match first {
-                Err(e) if code_of(&e) == Some(409) => {
-                    refresh(&api, name).await?;
-                    api.patch(name, &params, &Patch::Apply(value))
-                        .await
-                        .map_err(|e| Failed {
-                            conflicted: true,
-                            ..failed(e)
-                        })
-                }
-                other => other.map_err(failed),
-            }?;
-            Ok(Done::Applied {
-                uid: result.metadata.uid,
-            })
+            let patch = Patch::Apply(value);
+            apply_retrying_conflict(&api, name, || api.patch(name, &params, &patch)).await
         }
         Op::Status { value, .. } => {
+            // No force: the status of an object someone else may also write.
             let params = PatchParams::apply(FIELD_MANAGER);
-            let first = api.patch_status(name, &params, &Patch::Apply(value)).await;
-            let result = match first {
-                Err(e) if code_of(&e) == Some(409) => {
-                    refresh(&api, name).await?;
-                    api.patch_status(name, &params, &Patch::Apply(value))
-                        .await
-                        .map_err(|e| Failed {
-                            conflicted: true,
-                            ..failed(e)
-                        })
-                }
-                other => other.map_err(failed),
-            }?;
-            Ok(Done::Applied {
-                uid: result.metadata.uid,
-            })
+            let patch = Patch::Apply(value);
+            apply_retrying_conflict(&api, name, || api.patch_status(name, &params, &patch)).await
         }
         Op::Delete { uid, .. } => {
             let params = |uid: &Option<String>| {
