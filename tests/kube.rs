@@ -33,12 +33,7 @@ fn seed_cluster(api: &FakeApiServer) -> String {
         "/api/v1/namespaces/shop",
         json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop"}}),
     );
-    api.put(
-        "/api/v1/namespaces/shop/services/web",
-        json!({"apiVersion": "v1", "kind": "Service",
-            "metadata": {"name": "web", "namespace": "shop", "labels": {"app": "web"}},
-            "spec": {"selector": {"app": "web"}, "ports": [{"name": "http", "port": 80}]}}),
-    );
+    put_web_service(api, json!({"app": "web"}));
     api.put(
         "/api/v1/namespaces/shop/services/details",
         json!({"apiVersion": "v1", "kind": "Service",
@@ -58,6 +53,16 @@ fn seed_cluster(api: &FakeApiServer) -> String {
             "spec": {"enable": true, "workloadSelector": {"fromService": true}}}),
     );
     fence["metadata"]["uid"].as_str().unwrap().to_string()
+}
+
+/// The Service `shop/web` with this selector, as its user writes it.
+fn put_web_service(api: &FakeApiServer, selector: serde_json::Value) {
+    api.put(
+        "/api/v1/namespaces/shop/services/web",
+        json!({"apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": "web", "namespace": "shop", "labels": {"app": "web"}},
+            "spec": {"selector": selector, "ports": [{"name": "http", "port": 80}]}}),
+    );
 }
 
 fn kube_daemon(sandbox: &Sandbox, api: &FakeApiServer, name: &str, extra: &[&str]) -> Daemon {
@@ -301,13 +306,7 @@ fn only_the_lease_holder_writes_and_a_follower_takes_over() {
         metric(&follower, "meshplane_kube_relists_total").is_some_and(|n| n >= 5.0)
     });
     // A change in the cluster: both observe it, only the leader applies it.
-    api.put(
-        "/api/v1/namespaces/shop/services/web",
-        json!({"apiVersion": "v1", "kind": "Service",
-            "metadata": {"name": "web", "namespace": "shop", "labels": {"app": "web"}},
-            "spec": {"selector": {"app": "web", "tier": "front"},
-                "ports": [{"name": "http", "port": 80}]}}),
-    );
+    put_web_service(&api, json!({"app": "web", "tier": "front"}));
     eventually(WAIT, "a applied the new selector", || {
         api.object(SIDECAR)
             .is_some_and(|s| s["spec"]["workloadSelector"]["labels"]["tier"] == "front")
@@ -329,13 +328,7 @@ fn only_the_lease_holder_writes_and_a_follower_takes_over() {
         lease["spec"]["holderIdentity"].as_str(),
         Some(holder.as_str())
     );
-    api.put(
-        "/api/v1/namespaces/shop/services/web",
-        json!({"apiVersion": "v1", "kind": "Service",
-            "metadata": {"name": "web", "namespace": "shop", "labels": {"app": "web"}},
-            "spec": {"selector": {"app": "web", "tier": "edge"},
-                "ports": [{"name": "http", "port": 80}]}}),
-    );
+    put_web_service(&api, json!({"app": "web", "tier": "edge"}));
     eventually(WAIT, "b applied the change", || {
         api.object(SIDECAR)
             .is_some_and(|s| s["spec"]["workloadSelector"]["labels"]["tier"] == "edge")

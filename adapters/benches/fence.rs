@@ -42,7 +42,7 @@
 #[path = "common/machine.rs"]
 mod machine;
 
-use machine::{cpu_model, loadavg, reset_peak, rss_mib};
+use machine::{describe, loadavg, reset_peak, rss_mib};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::Path;
@@ -112,14 +112,7 @@ fn main() {
         _ => {}
     }
     println!("fence benchmark (issue 4)");
-    println!(
-        "machine: {} cores, {}, load average {}",
-        std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(0),
-        cpu_model(),
-        loadavg()
-    );
+    println!("machine: {}", describe());
     if wanted("intake") || wanted("latency") {
         daemon::run();
     }

@@ -38,7 +38,7 @@
 
 // Benchmarks measure wall-clock time.
 #![allow(clippy::disallowed_methods)]
-// `Applier::begin` takes the observed owners' uids as a HashMap (a lookup table).
+// Lookup tables (uids by key, listing pages by path) are HashMaps, as in the applier.
 #![allow(clippy::disallowed_types)]
 
 #[path = "../tests/support/kube_mock.rs"]
@@ -65,7 +65,7 @@ use adapters::kube::apply::compare::{covers, digest, fill_owner_uids, uid_of, Un
 use adapters::kube::apply::{Applier, ApplyConfig, SyncReport};
 use adapters::kube::kinds::{self, ApiKind};
 use adapters::kube::lease::Leadership;
-use adapters::kube::project::project_once;
+use adapters::kube::project::{observed_fence_uids, project_once};
 use adapters::metrics::Metrics;
 use events::backend::memory::MemoryBackend;
 use events::schema::{FenceKey, ResourceKey, Via};
@@ -505,15 +505,8 @@ async fn split_restart(dispatcher: &Dispatcher, cluster: MockCluster) -> (MockCl
     let server = serve(cluster, server);
     let mut applier = new_applier(client);
     let started = Instant::now();
-    let observed_uids: HashMap<ResourceKey, String> = dispatcher
-        .read_cluster(|s, _| {
-            s.of_kind(actors::fence::SERVICE_FENCE_KIND)
-                .map(|(k, o)| (k.clone(), o.uid.clone()))
-                .collect()
-        })
-        .await
-        .unwrap();
-    let mut pass = applier.begin(observed_uids).await.expect("listing");
+    let mut pass = applier.begin().await.expect("listing");
+    pass.set_observed_uids(observed_fence_uids(dispatcher).await.unwrap());
     let begin = secs(started);
     let walked = Instant::now();
     desired::walk(dispatcher, &mut pass).await.expect("walk");

@@ -29,7 +29,7 @@ mod kube_mock;
 #[path = "common/machine.rs"]
 mod machine;
 
-use machine::{cpu_model, loadavg, reset_peak, rss_mib};
+use machine::{describe, loadavg, reset_peak, rss_mib};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -63,14 +63,7 @@ fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(10_000);
     println!("kube_observe benchmark (issue 5)");
-    println!(
-        "machine: {} cores, {}, load average {}",
-        std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(0),
-        cpu_model(),
-        loadavg()
-    );
+    println!("machine: {}", describe());
     let pages = build_pages(pods);
     // Let the allocator return the memory of the JSON trees the pages were built from.
     std::thread::sleep(Duration::from_millis(500));

@@ -14,12 +14,15 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use std::time::Instant;
 
 mod common;
+#[path = "common/machine.rs"]
+mod machine;
 
 use actors::Mesh;
 use adapters::host::fold;
 use common::configmap_event;
 use events::backend::redb::RedbBackend;
 use events::{EventStore, ExpectedVersion, Log, NewEvent, StreamAppend, Transaction};
+use machine::cpu_model;
 
 const TARGET_SECONDS: f64 = 1.5;
 
@@ -139,15 +142,4 @@ fn main() {
             "MISSED"
         }
     );
-}
-
-fn cpu_model() -> String {
-    std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("model name"))
-                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
-        })
-        .unwrap_or_else(|| "unknown cpu".into())
 }

@@ -14,6 +14,18 @@ pub fn cpu_model() -> String {
         .unwrap_or_else(|| "unknown cpu".into())
 }
 
+/// `N cores, CPU model, load average A B C`: the line benchmarks start with.
+pub fn describe() -> String {
+    format!(
+        "{} cores, {}, load average {}",
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(0),
+        cpu_model(),
+        loadavg()
+    )
+}
+
 /// The 1, 5 and 15 minute load averages.
 pub fn loadavg() -> String {
     std::fs::read_to_string("/proc/loadavg")

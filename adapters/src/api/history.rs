@@ -137,30 +137,25 @@ pub async fn history(
             Source::Object { streams, key } => (streams.clone(), None, Some(key)),
         };
         let reading = |e: events::StoreError| ApiError::internal(format!("reading the log: {e}"));
+        // The kind's observation stream holds every object of the kind: only this one's count.
+        let observed_stream = observed.map(|key| cluster::stream_of(&key.kind));
         let mut envelopes = Vec::new();
-        for stream in &streams {
+        for stream in streams.iter().chain(&observed_stream) {
             envelopes.extend(read_all(store.as_ref(), stream).map_err(reading)?);
-        }
-        if let Some(key) = observed {
-            // The kind's observation stream holds every object of the kind: keep this one's.
-            for envelope in
-                read_all(store.as_ref(), &cluster::stream_of(&key.kind)).map_err(reading)?
-            {
-                let event = envelope.decode().map_err(reading)?;
-                if matches!(&event, Event::ObjectObserved(e) if &e.key == key)
-                    || matches!(&event, Event::ObjectGone(e) if &e.key == key)
-                {
-                    envelopes.push(envelope);
-                }
-            }
         }
         envelopes.sort_by_key(|e| e.position);
         let mut entries = Vec::new();
         for envelope in envelopes {
-            let event = envelope
-                .decode()
-                .map_err(|e| ApiError::internal(format!("reading the log: {e}")))?;
-            if filter.is_some_and(|kind| !concerns(&event, kind, &name)) {
+            let event = envelope.decode().map_err(reading)?;
+            let concerned = match (filter, observed) {
+                (Some(kind), _) => concerns(&event, kind, &name),
+                (None, Some(key)) if Some(&envelope.stream) == observed_stream.as_ref() => {
+                    matches!(&event, Event::ObjectObserved(e) if &e.key == key)
+                        || matches!(&event, Event::ObjectGone(e) if &e.key == key)
+                }
+                _ => true,
+            };
+            if !concerned {
                 continue;
             }
             entries.push(Entry {

@@ -13,7 +13,7 @@ use super::apply::{Applier, SyncReport};
 use super::lease::Leadership;
 use crate::daemon::KubeChanges;
 use crate::desired;
-use crate::host::Dispatcher;
+use crate::host::{DispatchError, Dispatcher};
 use crate::metrics::Metrics;
 
 /// Bursts of events coalesce into one pass.
@@ -27,23 +27,29 @@ pub async fn project_once(
     dispatcher: &Dispatcher,
     applier: &mut Applier,
 ) -> Result<(SyncReport, u64), String> {
-    let mut pass = applier
-        .begin(HashMap::new())
-        .await
-        .map_err(|e| e.to_string())?;
+    let mut pass = applier.begin().await.map_err(|e| e.to_string())?;
     // Read after the listing (which can take a while), right before the walk: a fence observed
     // meanwhile then has its uid, and its Sidecar gets its owner reference in this pass.
-    let observed_uids: HashMap<ResourceKey, String> = dispatcher
+    pass.set_observed_uids(
+        observed_fence_uids(dispatcher)
+            .await
+            .map_err(|e| e.to_string())?,
+    );
+    let position = desired::walk(dispatcher, &mut pass).await?;
+    Ok((pass.finish().await, position))
+}
+
+/// The uids of the ServiceFences observed in the cluster (the owners of their Sidecars).
+pub async fn observed_fence_uids(
+    dispatcher: &Dispatcher,
+) -> Result<HashMap<ResourceKey, String>, DispatchError> {
+    dispatcher
         .read_cluster(|s, _| {
             s.of_kind(actors::fence::SERVICE_FENCE_KIND)
                 .map(|(k, o)| (k.clone(), o.uid.clone()))
                 .collect()
         })
         .await
-        .map_err(|e| e.to_string())?;
-    pass.set_observed_uids(observed_uids);
-    let position = desired::walk(dispatcher, &mut pass).await?;
-    Ok((pass.finish().await, position))
 }
 
 /// Run passes forever.

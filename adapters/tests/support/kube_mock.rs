@@ -135,12 +135,16 @@ impl Exchange {
     }
 
     /// Answer with a status and a JSON body.
-    pub fn respond(mut self, status: StatusCode, body: &Value) {
+    pub fn respond(self, status: StatusCode, body: &Value) {
         let response = Response::builder()
             .status(status)
             .header(http::header::CONTENT_TYPE, "application/json")
             .body(Body::from(serde_json::to_vec(body).expect("json")))
             .expect("response");
+        self.send(response);
+    }
+
+    fn send(mut self, response: Response<Body>) {
         self.respond
             .take()
             .expect("answered once")
@@ -153,28 +157,22 @@ impl Exchange {
     }
 
     /// Answer with raw bytes (a watch stream: one JSON event per line).
-    pub fn respond_bytes(mut self, status: StatusCode, bytes: Vec<u8>) {
+    pub fn respond_bytes(self, status: StatusCode, bytes: Vec<u8>) {
         let response = Response::builder()
             .status(status)
             .body(Body::from(bytes))
             .expect("response");
-        self.respond
-            .take()
-            .expect("answered once")
-            .send_response(response);
+        self.send(response);
     }
 
     /// Answer 200 with shared bytes (a pre-encoded response served many times, as benches do).
-    pub fn respond_shared(mut self, bytes: bytes::Bytes) {
+    pub fn respond_shared(self, bytes: bytes::Bytes) {
         let response = Response::builder()
             .status(StatusCode::OK)
             .header(http::header::CONTENT_TYPE, "application/json")
             .body(Body::from(bytes))
             .expect("response");
-        self.respond
-            .take()
-            .expect("answered once")
-            .send_response(response);
+        self.send(response);
     }
 
     /// Answer with a Kubernetes `Status` error.

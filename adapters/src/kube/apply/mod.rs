@@ -147,13 +147,11 @@ impl Applier {
         }
     }
 
-    /// Start a pass: `observed_uids` are the uids of observed objects that generated objects
-    /// may be owned by (ServiceFences written by others). When this daemon is not the leader,
-    /// the pass sends nothing, and the next pass as leader starts from a fresh listing.
-    pub async fn begin(
-        &mut self,
-        observed_uids: HashMap<ResourceKey, String>,
-    ) -> Result<ApplyPass<'_>, Error> {
+    /// Start a pass (then give it the observed owners' uids with
+    /// [`ApplyPass::set_observed_uids`], add the desired items, and finish it). When this
+    /// daemon is not the leader, the pass sends nothing, and the next pass as leader starts
+    /// from a fresh listing.
+    pub async fn begin(&mut self) -> Result<ApplyPass<'_>, Error> {
         let mut report = SyncReport::default();
         if !self.leadership.is_leader() {
             self.needs_listing = true;
@@ -185,22 +183,11 @@ impl Applier {
         }
         Ok(ApplyPass {
             applier: self,
-            observed_uids,
+            observed_uids: HashMap::new(),
             ops: Vec::new(),
             seen: BTreeSet::new(),
             report,
         })
-    }
-
-    /// One whole pass over `items` (for callers that hold all desired objects at once).
-    pub async fn sync(
-        &mut self,
-        items: Vec<DesiredItem>,
-        observed_uids: HashMap<ResourceKey, String>,
-    ) -> Result<SyncReport, Error> {
-        let mut pass = self.begin(observed_uids).await?;
-        pass.add(items);
-        Ok(pass.finish().await)
     }
 
     /// meshplane's objects in the cluster (by label) and every ServiceFence's status.
@@ -317,8 +304,8 @@ fn split_status(object: &mut Value) -> Option<Value> {
 }
 
 impl ApplyPass<'_> {
-    /// The uids of observed objects that own generated objects (see [`Applier::begin`]), for
-    /// the objects added from now on.
+    /// The uids of observed objects that generated objects may be owned by (ServiceFences
+    /// written by others), for the objects added from now on.
     pub fn set_observed_uids(&mut self, observed_uids: HashMap<ResourceKey, String>) {
         self.observed_uids = observed_uids;
     }
