@@ -1219,7 +1219,7 @@ fn main() {
     println!(
         "[4 daemon side] deadline -> detected: {} (monitor tick {} ms); detected -> recorded_at_ms: {}",
         msd(&detect_lag),
-        adapters::daemon::LIVENESS_TICK.as_millis(),
+        <actors::instance::Instances as actors::Concept>::TICK_MS,
         msd(&record_lag)
     );
 

@@ -13,7 +13,7 @@ mod support;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use adapters::fence::als::client;
+use adapters::concepts::fence::als::client;
 use serde_json::Value;
 use support::{eventually, free_port, raw_request, Daemon, Sandbox};
 

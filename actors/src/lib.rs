@@ -11,15 +11,19 @@
 #![deny(clippy::disallowed_methods, clippy::disallowed_types)]
 
 pub mod cluster;
+pub mod concept;
 pub mod ctx;
 pub mod decider;
 pub mod fence;
 pub mod instance;
 pub mod mesh;
+pub mod registry;
 pub mod resource;
 pub mod service;
 pub mod timeline;
 
+pub use concept::Concept;
 pub use ctx::Ctx;
 pub use decider::{Decider, Decision, Meta, Outcome, Rejection, RejectionKind};
 pub use mesh::{Mesh, MeshCommand};
+pub use registry::{ConceptId, Registered};

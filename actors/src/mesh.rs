@@ -2,135 +2,42 @@
 //! the fold of a log into state with a stable digest.
 
 use events::{Envelope, Event, ExpectedVersion, StoreError};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use crate::cluster::{Cluster, ClusterCommand, ClusterState};
 use crate::ctx::Ctx;
-use crate::decider::{Decider, Decision, Meta, Rejection};
-use crate::fence::{self, FenceCommand, FenceState, Fences};
-use crate::instance::{InstanceCommand, InstanceState, Instances};
-use crate::resource::{ResourceCommand, ResourceManifest, ResourceState, Resources};
-use crate::service::{CatalogItem, ServiceCommand, ServiceState, Services};
+use crate::decider::{Decision, Meta, Rejection};
+use crate::registry::{for_each_concept, visit_concept, ConceptSet, ConceptVisitor, Registered};
+use crate::resource::{ResourceCommand, ResourceManifest};
+use crate::service::{CatalogItem, ServiceCommand};
 
-/// The mesh concepts. Each runs as its own actor in the daemon.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Concept {
-    Resource,
-    Service,
-    Instance,
-    Fence,
-    Cluster,
-}
-
-impl Concept {
-    pub const ALL: &'static [Concept] = &[
-        Concept::Resource,
-        Concept::Service,
-        Concept::Instance,
-        Concept::Fence,
-        Concept::Cluster,
-    ];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Concept::Resource => "resource",
-            Concept::Service => "service",
-            Concept::Instance => "instance",
-            Concept::Fence => "fence",
-            Concept::Cluster => "cluster",
-        }
-    }
-
-    /// The concepts that fold this event: its owner, plus the concepts that keep a view of it
-    /// (the instance concept folds the catalog's services and liveness limits; the fence
-    /// concept folds the resources it reads: fences, its configuration, namespaces, services,
-    /// VirtualServices).
-    pub fn of(event: &Event) -> &'static [Concept] {
-        match event {
-            Event::ResourceApplied(e) if fence::reads_kind(&e.key.kind) => {
-                &[Concept::Resource, Concept::Fence]
-            }
-            Event::ResourceDeleted(e) if fence::reads_kind(&e.key.kind) => {
-                &[Concept::Resource, Concept::Fence]
-            }
-            Event::ResourceApplied(_) | Event::ResourceDeleted(_) => &[Concept::Resource],
-            Event::ObjectObserved(e) if fence::reads_kind(&e.key.kind) => {
-                &[Concept::Cluster, Concept::Fence]
-            }
-            Event::ObjectGone(e) if fence::reads_kind(&e.key.kind) => {
-                &[Concept::Cluster, Concept::Fence]
-            }
-            Event::ObjectObserved(_) | Event::ObjectGone(_) => &[Concept::Cluster],
-            Event::TenantApplied(_) | Event::TenantDeleted(_) => &[Concept::Service],
-            Event::ServiceApplied(_)
-            | Event::ServiceDeleted(_)
-            | Event::MeshControllerApplied(_) => &[Concept::Service, Concept::Instance],
-            Event::InstanceRegistered(_)
-            | Event::InstanceDeregistered(_)
-            | Event::InstanceOutOfService(_)
-            | Event::InstanceRecovered(_)
-            | Event::InstanceExpired(_)
-            | Event::InstanceTakenOffline(_)
-            | Event::InstanceBroughtOnline(_) => &[Concept::Instance],
-            Event::DependencyLearned(_)
-            | Event::DependencySeen(_)
-            | Event::DependencyIdle(_)
-            | Event::DependencyForgotten(_)
-            | Event::HostDeadlinePassed(_) => &[Concept::Fence],
-            // Folded by the timeline (it needs the log), not by a concept.
-            Event::RolledBack(_) => &[],
-        }
-    }
-}
-
-/// A command for any concept.
-#[derive(Clone, Debug, PartialEq)]
-pub enum MeshCommand {
-    Resource(ResourceCommand),
-    Service(ServiceCommand),
-    Instance(InstanceCommand),
-    Fence(FenceCommand),
-    Cluster(ClusterCommand),
-}
-
-impl MeshCommand {
-    pub fn concept(&self) -> Concept {
-        match self {
-            MeshCommand::Resource(_) => Concept::Resource,
-            MeshCommand::Service(_) => Concept::Service,
-            MeshCommand::Instance(_) => Concept::Instance,
-            MeshCommand::Fence(_) => Concept::Fence,
-            MeshCommand::Cluster(_) => Concept::Cluster,
-        }
-    }
-}
-
-/// Every concept's state, folded from the log up to `position`.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Mesh {
-    /// The last log position folded in (0 = nothing).
-    pub position: u64,
-    pub resources: ResourceState,
-    pub services: ServiceState,
-    pub instances: InstanceState,
-    pub fences: FenceState,
-    /// What the Kubernetes watchers observed.
-    pub cluster: ClusterState,
-    /// The rollbacks that shaped this state.
-    pub timeline: crate::timeline::Timeline,
-}
+pub use crate::registry::{ConceptId, Mesh, MeshCommand};
 
 impl Mesh {
     /// Decide a command against the current state.
     pub fn decide(&self, command: MeshCommand, ctx: &mut Ctx) -> Result<Decision, Rejection> {
-        match command {
-            MeshCommand::Resource(c) => Resources::decide(&self.resources, c, ctx),
-            MeshCommand::Service(c) => Services::decide(&self.services, c, ctx),
-            MeshCommand::Instance(c) => Instances::decide(&self.instances, c, ctx),
-            MeshCommand::Fence(c) => Fences::decide(&self.fences, c, ctx),
-            MeshCommand::Cluster(c) => Cluster::decide(&self.cluster, c, ctx),
+        struct Decide<'a> {
+            mesh: &'a Mesh,
+            command: Option<MeshCommand>,
+            ctx: &'a mut Ctx,
+            out: Option<Result<Decision, Rejection>>,
         }
+        impl ConceptVisitor for Decide<'_> {
+            fn visit<C: Registered>(&mut self) {
+                let command = self.command.take().and_then(C::unwrap);
+                let command = command.expect("visited the command's own concept");
+                self.out = Some(C::decide(C::state(self.mesh), command, self.ctx));
+            }
+        }
+        let id = command.concept();
+        let mut decide = Decide {
+            mesh: self,
+            command: Some(command),
+            ctx,
+            out: None,
+        };
+        visit_concept(id, &mut decide);
+        decide.out.expect("the concept decided")
     }
 
     /// Fold one decoded event into every concept that owns it. A rollback is only recorded
@@ -144,12 +51,18 @@ impl Mesh {
             });
             self.timeline.version = meta.stream_version;
         }
-        let concepts = Concept::of(&event);
-        if let Some((last, others)) = concepts.split_last() {
-            for concept in others {
-                self.evolve_concept(*concept, event.clone(), meta);
-            }
-            self.evolve_concept(*last, event, meta);
+        let folders = ConceptSet::folding(&event);
+        let mut left = folders.len();
+        let mut event = Some(event);
+        for id in folders.iter() {
+            left -= 1;
+            // Each folder takes the event by value: the last one gets the original.
+            let this = if left == 0 {
+                event.take().expect("one event per folder")
+            } else {
+                event.clone().expect("one event per folder")
+            };
+            self.evolve_concept(id, this, meta);
         }
         self.position = meta.position;
     }
@@ -157,41 +70,47 @@ impl Mesh {
     /// Record that `event`'s stream reached `meta.stream_version`, without folding its content
     /// (an event a rollback undid: its stream versions stay facts of the log).
     pub fn note_stream_version(&mut self, event: &Event, meta: &Meta) {
-        let v = meta.stream_version;
-        match event {
-            Event::ResourceApplied(e) => self.resources.note_version(&e.key, v),
-            Event::ResourceDeleted(e) => self.resources.note_version(&e.key, v),
-            Event::TenantApplied(_)
-            | Event::TenantDeleted(_)
-            | Event::ServiceApplied(_)
-            | Event::ServiceDeleted(_)
-            | Event::MeshControllerApplied(_) => self.services.version = v,
-            Event::InstanceRegistered(e) => self.instances.note_version(&e.key, v),
-            Event::InstanceDeregistered(e) => self.instances.note_version(&e.key, v),
-            Event::InstanceOutOfService(e) => self.instances.note_version(&e.key, v),
-            Event::InstanceRecovered(e) => self.instances.note_version(&e.key, v),
-            Event::InstanceExpired(e) => self.instances.note_version(&e.key, v),
-            Event::InstanceTakenOffline(e) => self.instances.note_version(&e.key, v),
-            Event::InstanceBroughtOnline(e) => self.instances.note_version(&e.key, v),
-            Event::DependencyLearned(e) => self.fences.note_version(&e.fence, v),
-            Event::DependencySeen(e) => self.fences.note_version(&e.fence, v),
-            Event::DependencyIdle(e) => self.fences.note_version(&e.fence, v),
-            Event::DependencyForgotten(e) => self.fences.note_version(&e.fence, v),
-            Event::HostDeadlinePassed(e) => self.fences.note_version(&e.fence, v),
-            Event::RolledBack(_) => self.timeline.version = v,
-            Event::ObjectObserved(e) => self.cluster.note_version(&e.key.kind, v),
-            Event::ObjectGone(e) => self.cluster.note_version(&e.key.kind, v),
+        struct Note<'a> {
+            mesh: &'a mut Mesh,
+            event: &'a Event,
+            version: u64,
         }
+        impl ConceptVisitor for Note<'_> {
+            fn visit<C: Registered>(&mut self) {
+                C::note_version(C::state_mut(self.mesh), self.event, self.version);
+            }
+        }
+        if let Event::RolledBack(_) = event {
+            self.timeline.version = meta.stream_version;
+            return;
+        }
+        for_each_concept(&mut Note {
+            mesh: self,
+            event,
+            version: meta.stream_version,
+        });
     }
 
-    fn evolve_concept(&mut self, concept: Concept, event: Event, meta: &Meta) {
-        match concept {
-            Concept::Resource => Resources::evolve(&mut self.resources, event, meta),
-            Concept::Service => Services::evolve(&mut self.services, event, meta),
-            Concept::Instance => Instances::evolve(&mut self.instances, event, meta),
-            Concept::Fence => Fences::evolve(&mut self.fences, event, meta),
-            Concept::Cluster => Cluster::evolve(&mut self.cluster, event, meta),
+    fn evolve_concept(&mut self, id: ConceptId, event: Event, meta: &Meta) {
+        struct Evolve<'a> {
+            mesh: &'a mut Mesh,
+            event: Option<Event>,
+            meta: &'a Meta,
         }
+        impl ConceptVisitor for Evolve<'_> {
+            fn visit<C: Registered>(&mut self) {
+                let event = self.event.take().expect("one event");
+                C::evolve(C::state_mut(self.mesh), event, self.meta);
+            }
+        }
+        visit_concept(
+            id,
+            &mut Evolve {
+                mesh: self,
+                event: Some(event),
+                meta,
+            },
+        );
     }
 
     /// Decode and fold one stored event. Positions must arrive in order.
@@ -239,21 +158,23 @@ impl Mesh {
         Ok(decision)
     }
 
-    /// A hex SHA-256 of each concept's state, in concept order.
+    /// A hex SHA-256 of each concept's state, in registry order.
     pub fn concept_digests(&self) -> Vec<(&'static str, String)> {
-        Concept::ALL
-            .iter()
-            .map(|c| {
-                let digest = match c {
-                    Concept::Resource => digest_of(&self.resources),
-                    Concept::Service => digest_of(&self.services),
-                    Concept::Instance => digest_of(&self.instances),
-                    Concept::Fence => digest_of(&self.fences),
-                    Concept::Cluster => digest_of(&self.cluster),
-                };
-                (c.name(), digest)
-            })
-            .collect()
+        struct Digests<'a> {
+            mesh: &'a Mesh,
+            out: Vec<(&'static str, String)>,
+        }
+        impl ConceptVisitor for Digests<'_> {
+            fn visit<C: Registered>(&mut self) {
+                self.out.push((C::NAME, C::digest(C::state(self.mesh))));
+            }
+        }
+        let mut digests = Digests {
+            mesh: self,
+            out: Vec::new(),
+        };
+        for_each_concept(&mut digests);
+        digests.out
     }
 }
 

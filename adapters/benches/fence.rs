@@ -56,9 +56,10 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use actors::fence::{FenceCommand, Sighting};
 use actors::{Ctx, Decision, Mesh, MeshCommand};
-use adapters::daemon::{start_host, FENCE_TICK};
-use adapters::fence::als::client::{self, HttpAccessLogEntry};
-use adapters::fence::{als, IntakeCounters, IntakeCounts};
+use adapters::concepts::fence::als::client::{self, HttpAccessLogEntry};
+use adapters::concepts::fence::CONFIG_TICK as FENCE_TICK;
+use adapters::concepts::fence::{als, IntakeCounters, IntakeCounts};
+use adapters::daemon::start_host;
 use adapters::host::Dispatcher;
 use adapters::manifests::ManifestDir;
 use adapters::metrics::Metrics;
@@ -462,9 +463,11 @@ mod daemon {
         system.block_on(async move {
             let metrics = Arc::new(Metrics::default());
             let host = start_host(store.clone(), metrics, None).expect("host");
-            let (fence_io, intake) = host.start_intake();
+            let (fence_io, intake, _intake_task) =
+                adapters::concepts::fence::start_intake(&host.dispatcher);
+            let _timers = adapters::host::timers::spawn_all(&host.dispatcher);
             let dispatcher = host.dispatcher.clone();
-            actix_rt::spawn(adapters::fence::monitor::run_monitor(
+            actix_rt::spawn(adapters::concepts::fence::monitor::run_monitor(
                 dispatcher.clone(),
                 intake,
                 FENCE_TICK,
@@ -501,7 +504,7 @@ mod daemon {
             // The baseline: the same server and channel, a receiver that drops every batch.
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
             let baseline = listener.local_addr().unwrap();
-            let (sink, mut drain): (adapters::fence::EntrySender, _) =
+            let (sink, mut drain): (adapters::concepts::fence::EntrySender, _) =
                 tokio::sync::mpsc::channel(256);
             let dropped = Arc::new(AtomicU64::new(0));
             let counted = dropped.clone();
@@ -704,7 +707,7 @@ mod daemon {
 
     async fn sidecar_lists(dispatcher: &Dispatcher, key: FenceKey, want: String) -> bool {
         dispatcher
-            .read_fences(move |s, _| {
+            .read::<actors::fence::Fences, _>(move |s, _| {
                 projections::fence::sidecar(s, &key)
                     .is_some_and(|sc| sc.spec.egress.iter().any(|e| e.hosts.contains(&want)))
             })
@@ -1169,7 +1172,7 @@ mod scale {
         });
         let objects_s = step(OBJECTS_STEP, &mut || {
             let mut objects = BTreeMap::new();
-            projections::fence::desired_objects(&mesh.fences, &mesh.resources, &mut objects);
+            projections::fence::desired_objects(&mesh.fences, &mut objects);
             format!("{} objects", objects.len())
         });
         step(KUBE_STEP, &mut || {
@@ -1337,9 +1340,11 @@ mod scale {
                 store.head(),
                 secs(started)
             );
-            let (fence_io, intake) = host.start_intake();
+            let (fence_io, intake, _intake_task) =
+                adapters::concepts::fence::start_intake(&host.dispatcher);
+            let _timers = adapters::host::timers::spawn_all(&host.dispatcher);
             let dispatcher = host.dispatcher.clone();
-            actix_rt::spawn(adapters::fence::monitor::run_monitor(
+            actix_rt::spawn(adapters::concepts::fence::monitor::run_monitor(
                 dispatcher.clone(),
                 intake,
                 FENCE_TICK,
@@ -1381,7 +1386,7 @@ mod scale {
             rss_line("after the projection pass");
             // Where a projection pass's read goes: the two clones, timed inside the actors.
             let (resources_clone, resources) = dispatcher
-                .read_resources(|s, _| {
+                .read::<actors::resource::Resources, _>(|s, _| {
                     let started = Instant::now();
                     let copy = s.clone();
                     (secs(started), copy)
@@ -1389,7 +1394,7 @@ mod scale {
                 .await
                 .expect("read");
             let (fences_clone, fences) = dispatcher
-                .read_fences(|s, _| {
+                .read::<actors::fence::Fences, _>(|s, _| {
                     let started = Instant::now();
                     let copy = s.clone();
                     (secs(started), copy)

@@ -390,7 +390,7 @@ async fn change_one_config_map(dispatcher: &Dispatcher) -> String {
     let namespace = namespace_of(7);
     let key = ResourceKey::new("ConfigMap", &namespace, name);
     let mut object = dispatcher
-        .read_resources(move |s, _| s.get(&key).map(|r| r.to_object(&key)))
+        .read::<actors::resource::Resources, _>(move |s, _| s.get(&key).map(|r| r.to_object(&key)))
         .await
         .unwrap()
         .expect("the ConfigMap exists");
@@ -558,6 +558,7 @@ async fn render_only(dispatcher: &Dispatcher) -> Rendered {
                 match item {
                     DesiredItem::Object(r, o) => self.0.push((r, o.to_value())),
                     DesiredItem::Status(r, _) => panic!("no observed fences here: {r}"),
+                    DesiredItem::Unprojectable(r, why) => panic!("cannot project {r}: {why}"),
                 }
             }
             Ok(())

@@ -108,7 +108,7 @@ async fn observe_and_relist(pages: &[Bytes], pods: usize) {
     let (rss_after, peak) = rss_mib();
     let appended = store.stream_version("cluster/Pod").expect("stream version");
     let (objects, state_bytes, body_bytes) = dispatcher
-        .read_cluster(|s, _| {
+        .read::<actors::cluster::Cluster, _>(|s, _| {
             let mut total = 0usize;
             let mut bodies = 0usize;
             for (key, o) in s.of_kind("Pod") {

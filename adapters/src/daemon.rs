@@ -10,28 +10,18 @@ use std::time::Duration;
 
 use actix_web::{web, App, HttpServer};
 
-use crate::api::fence::FenceIo;
 use crate::api::{self, ApiState, Auth};
-use crate::clock;
-use crate::desired;
+use crate::concepts::{self, IoContext};
+use crate::desired::{self, KubeChanges};
 use crate::error::Error;
 use crate::etcd::EtcdProjector;
-use crate::fence::{self, attribution::Attribution, intake::Intake, IntakeCounters};
-use crate::host::{fold_onto, Dispatcher, Observer};
+use crate::host::{fold_onto, timers, Dispatcher, Observer};
 use crate::manifests::ManifestDir;
 use crate::metrics::Metrics;
-use crate::registry::{run_monitor, LivenessTracker};
 use crate::snapshot;
 use crate::storage::{open_store, StoreKind};
 use projections::ObjectRef;
 
-/// How often the liveness monitor looks for transitions: bounds how late an instance is marked
-/// out of service (2 × heartbeat interval + this).
-pub const LIVENESS_TICK: Duration = Duration::from_millis(100);
-/// How often the fence monitor ages dependencies and follows the configuration.
-pub const FENCE_TICK: Duration = Duration::from_secs(1);
-/// Batches of access-log entries queued for the intake before senders wait.
-const INTAKE_QUEUE: usize = 256;
 /// How long shutdown waits for a last etcd projection pass.
 const FINAL_ETCD_PASS: Duration = Duration::from_secs(5);
 
@@ -138,14 +128,10 @@ async fn serve(
 ) -> Result<(), Error> {
     let metrics = Arc::new(Metrics::default());
     let snapshots = snapshot::dir(&config.data_dir);
-    let host = start_host(store, metrics.clone(), Some(&snapshots))?;
-    let (fence_io, intake) = host.start_intake();
     let Host {
         dispatcher,
-        tracker,
         kube_changes,
-        ..
-    } = host;
+    } = start_host(store, metrics.clone(), Some(&snapshots))?;
     let snapshotter = (config.snapshot_every > 0).then(|| {
         actix_rt::spawn(snapshot_forever(
             dispatcher.clone(),
@@ -154,46 +140,20 @@ async fn serve(
             config.snapshot_keep,
         ))
     });
-    let monitor = actix_rt::spawn(run_monitor(
-        dispatcher.clone(),
-        tracker.clone(),
-        LIVENESS_TICK,
-    ));
+    // Every concept's timers (liveness, ageing) and its own I/O (intakes, servers).
+    let mut tasks = timers::spawn_all(&dispatcher);
+    let io = concepts::start_all(&IoContext {
+        dispatcher: &dispatcher,
+        token: config.token.clone(),
+        als_listen: config.als_listen,
+    })
+    .await?;
+    tasks.extend(io.tasks);
     let etcd = (!config.etcd.is_empty()).then(|| {
         actix_rt::spawn(
             EtcdProjector::new(config.etcd.clone(), metrics.clone()).run(dispatcher.clone()),
         )
     });
-    let fence_monitor = actix_rt::spawn(fence::monitor::run_monitor(
-        dispatcher.clone(),
-        intake,
-        FENCE_TICK,
-    ));
-    let als = match config.als_listen {
-        Some(addr) => {
-            let listener = tokio::net::TcpListener::bind(addr)
-                .await
-                .map_err(|e| Error::Config(format!("--als-listen {addr}: {e}")))?;
-            let bound = listener.local_addr().map_err(Error::Server)?;
-            tracing::info!(listen = %bound, "serving Envoy access logs (gRPC ALS)");
-            let sink = fence_io.entries.clone();
-            let counters = fence_io.counters.clone();
-            let token = config.token.clone();
-            Some(actix_rt::spawn(async move {
-                let server = fence::als::serve_with_token(
-                    listener,
-                    sink,
-                    counters,
-                    token,
-                    std::future::pending(),
-                );
-                if let Err(e) = server.await {
-                    tracing::error!(error = %e, "the access-log gRPC server stopped");
-                }
-            }))
-        }
-        None => None,
-    };
     let manifests = Arc::new(Mutex::new(manifests));
     // With a cluster, the cluster is the projection target; without, the manifest directory.
     let kube = match &config.kube {
@@ -216,8 +176,7 @@ async fn serve(
         metrics: metrics.clone(),
         auth: Auth::new(config.token.clone()),
         max_body_bytes: config.max_body_bytes,
-        tracker,
-        fence: Some(fence_io),
+        io: io.data,
         snapshots: Some(snapshots.clone()),
         past: Default::default(),
     });
@@ -239,10 +198,8 @@ async fn serve(
     });
     server.await.map_err(Error::Server)?;
     tracing::info!("shutting down");
-    monitor.abort();
-    fence_monitor.abort();
-    if let Some(als) = als {
-        als.abort();
+    for task in &tasks {
+        task.abort();
     }
     if let Some(projector) = &projector {
         projector.abort();
@@ -352,64 +309,16 @@ pub async fn start_kube(
     })
 }
 
-/// The running actor host and the in-memory tables that follow its log.
+/// The running actor host.
 pub struct Host {
     pub dispatcher: Dispatcher,
-    /// Heartbeats (never in the log).
-    pub tracker: Arc<LivenessTracker>,
-    /// Caller address → service, for the access-log intake.
-    pub attribution: Arc<Attribution>,
     /// The last position whose event changes a Kubernetes object.
     pub kube_changes: Arc<KubeChanges>,
 }
 
-/// Follows the log for the manifest projector: the position of the last event that changes a
-/// desired Kubernetes object (a resource or fence event, or a rollback). Registry transitions
-/// change none, so at 100,000 instances they never cost a projection pass.
-#[derive(Debug, Default)]
-pub struct KubeChanges(std::sync::atomic::AtomicU64);
-
-impl KubeChanges {
-    pub fn last(&self) -> u64 {
-        self.0.load(Ordering::Acquire)
-    }
-}
-
-impl Observer for KubeChanges {
-    fn observe(&self, event: &events::Event, meta: &actors::Meta) {
-        use actors::mesh::Concept;
-        if Concept::of(event)
-            .iter()
-            .any(|c| matches!(c, Concept::Resource | Concept::Fence))
-        {
-            self.0.fetch_max(meta.position, Ordering::AcqRel);
-        }
-    }
-
-    fn reset(&self, mesh: &actors::Mesh) {
-        self.0.fetch_max(mesh.position, Ordering::AcqRel);
-    }
-}
-
-impl Host {
-    /// Start the fence's access-log intake: returns what the API and the gRPC server send
-    /// entries to, and the intake itself (for the monitor and Prometheus).
-    pub fn start_intake(&self) -> (Arc<FenceIo>, Arc<Intake>) {
-        let counters = Arc::new(IntakeCounters::default());
-        let intake = Intake::new(
-            self.dispatcher.clone(),
-            self.attribution.clone(),
-            counters.clone(),
-        );
-        let (entries, receiver) = tokio::sync::mpsc::channel(INTAKE_QUEUE);
-        actix_rt::spawn(intake.clone().run(receiver));
-        (Arc::new(FenceIo { entries, counters }), intake)
-    }
-}
-
-/// Fold the log (onto the newest valid snapshot in `snapshots`, when given and there is one),
-/// build the heartbeat and address tables from the folded state, and start the actor host with
-/// the tables following every delivered event. Must run inside an actix `System`.
+/// Fold the log (onto the newest valid snapshot in `snapshots`, when given and there is one)
+/// and start the actor host, every concept's memory recalled from the folded state and
+/// following every delivered event. Must run inside an actix `System`.
 pub fn start_host(
     store: Arc<dyn events::EventStore>,
     metrics: Arc<Metrics>,
@@ -419,18 +328,11 @@ pub fn start_host(
         .and_then(|dir| snapshot::load_newest(dir, store.as_ref()))
         .unwrap_or_default();
     let mesh = fold_onto(store.as_ref(), start, None)?;
-    // The start-up grace counts from now, after the fold: a long fold must not eat into the
-    // time sidecars have to send their first heartbeat to this daemon.
-    let tracker = Arc::new(LivenessTracker::new(&mesh.instances, clock::now_ms()));
-    let attribution = Arc::new(Attribution::from_mesh(&mesh));
     let kube_changes = Arc::new(KubeChanges::default());
-    let observers: Vec<Arc<dyn Observer>> =
-        vec![tracker.clone(), attribution.clone(), kube_changes.clone()];
+    let observers: Vec<Arc<dyn Observer>> = vec![kube_changes.clone()];
     let dispatcher = Dispatcher::start_from(store, metrics, mesh, observers)?;
     Ok(Host {
         dispatcher,
-        tracker,
-        attribution,
         kube_changes,
     })
 }
@@ -604,7 +506,9 @@ impl desired::ChunkSink for ManifestSink {
             .into_iter()
             .filter_map(|item| match item {
                 desired::DesiredItem::Object(r, o) => Some((r, *o)),
-                desired::DesiredItem::Status(..) => None,
+                // A status of an object someone else owns has no file; unprojectable
+                // entries were reported by the walk.
+                desired::DesiredItem::Status(..) | desired::DesiredItem::Unprojectable(..) => None,
             })
             .collect();
         self.keep.extend(objects.iter().map(|(r, _)| r.clone()));

@@ -1,129 +1,111 @@
 //! The desired Kubernetes objects of the running state, read from the actors a chunk at a
 //! time and handed to a projection target (the manifest directory, the cluster).
 //!
-//! A read holds the actor (and the events waiting for it) while it renders, so each read
-//! renders at most [`CHUNK`] objects; and a pass never holds all desired objects, nor a copy of
-//! a concept's state, at once (10,000 fences would need several hundred MB).
+//! Each concept's objects come from its [`Projection`]; the walk is expanded over the registry,
+//! so a concept that writes Kubernetes objects is never left out. A read holds the actor (and
+//! the events waiting for it) while it renders, so each read renders at most [`CHUNK`] entries;
+//! and a pass never holds all desired objects, nor a copy of a concept's state, at once
+//! (10,000 fences would need several hundred MB).
 
 use std::future::Future;
-use std::ops::Bound::{Excluded, Unbounded};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
-use events::schema::{FenceKey, ResourceKey};
-use projections::{KubeObject, ObjectRef};
-use serde_json::Value;
+use projections::Projection;
 
-use crate::host::{DispatchError, Dispatcher};
+use crate::host::{DispatchError, Dispatcher, Observer};
 
-/// Objects rendered per read of an actor.
+pub use projections::DesiredItem;
+
+/// State entries rendered per read of an actor.
 pub const CHUNK: usize = 256;
-
-/// One thing a projection target should make true.
-#[derive(Clone, Debug, PartialEq)]
-pub enum DesiredItem {
-    /// An object meshplane owns, whole.
-    Object(ObjectRef, Box<KubeObject>),
-    /// The status of an object meshplane does not own (a ServiceFence written by someone
-    /// else): apiVersion, kind, metadata name/namespace and `status`.
-    Status(ObjectRef, Value),
-}
 
 /// Where the chunks of a pass go.
 pub trait ChunkSink {
     fn take(&mut self, chunk: Vec<DesiredItem>) -> impl Future<Output = Result<(), String>>;
 }
 
-/// Render every desired object into `sink`, a chunk at a time. Returns the newest log position
-/// a chunk saw (chunks may see successive positions; the pass after the next delivery covers
-/// whatever changed meanwhile).
-pub async fn walk(dispatcher: &Dispatcher, sink: &mut impl ChunkSink) -> Result<u64, String> {
+/// Render concept `P`'s desired objects into `sink`, a chunk at a time. Returns the newest log
+/// position a chunk saw.
+async fn walk_concept<P: Projection>(
+    dispatcher: &Dispatcher,
+    sink: &mut impl ChunkSink,
+) -> Result<u64, String> {
     let host = |e: DispatchError| e.to_string();
     let mut position = 0;
-    let mut after: Option<ResourceKey> = None;
+    let mut after: Option<P::Cursor> = None;
     loop {
         let cursor = after.take();
-        let (objects, last, at) = dispatcher
-            .read_resources(move |s, position| {
-                let range = match cursor {
-                    Some(k) => s.resources.range((Excluded(k), Unbounded)),
-                    None => s.resources.range::<ResourceKey, _>(..),
-                };
-                let mut objects = Vec::new();
-                let mut last = None;
-                for (key, resource) in range.take(CHUNK) {
-                    last = Some(key.clone());
-                    match projections::desired::resource_object(key, resource) {
-                        Some(Ok((r, o))) => objects.push(DesiredItem::Object(r, Box::new(o))),
-                        Some(Err((r, why))) => {
-                            tracing::error!(object = %r, error = %why, "cannot project object")
-                        }
-                        None => {}
-                    }
-                }
-                (objects, last, position)
-            })
-            .await
-            .map_err(host)?;
-        position = position.max(at);
-        sink.take(objects).await?;
-        match last {
-            Some(k) => after = Some(k),
-            None => break,
-        }
-    }
-    // The applied ServiceFences (the fence concept adds their status); few, so copied.
-    let applied = dispatcher
-        .read_resources(|s, _| {
-            let mut only = actors::resource::ResourceState::default();
-            only.resources.extend(
-                s.list(actors::fence::SERVICE_FENCE_KIND, None)
-                    .map(|(k, r)| (k.clone(), r.clone())),
-            );
-            only
-        })
-        .await
-        .map_err(host)?;
-    let applied = Arc::new(applied);
-    let mut after: Option<FenceKey> = None;
-    loop {
-        let cursor = after.take();
-        let applied = applied.clone();
-        let (objects, last, at) = dispatcher
-            .read_fences(move |s, position| {
-                let range = match cursor {
-                    Some(k) => s.fences.range((Excluded(k), Unbounded)),
-                    None => s.fences.range::<FenceKey, _>(..),
-                };
-                let mut out = std::collections::BTreeMap::new();
-                let mut statuses = Vec::new();
-                let mut last = None;
-                for (key, _) in range.take(CHUNK) {
-                    last = Some(key.clone());
-                    projections::fence::fence_objects(s, &applied, key, &mut out);
-                    if let Some((r, status)) =
-                        projections::fence::observed_fence_status(s, &applied, key)
-                    {
-                        statuses.push(DesiredItem::Status(r, status));
-                    }
-                }
-                if last.is_none() {
-                    out.extend(projections::fence::fallback_object(s));
-                }
-                let mut items: Vec<DesiredItem> = out
-                    .into_iter()
-                    .map(|(r, o)| DesiredItem::Object(r, Box::new(o)))
-                    .collect();
-                items.extend(statuses);
+        let (items, last, at) = dispatcher
+            .read::<P, _>(move |state, position| {
+                let mut items = Vec::new();
+                let last = P::kube_chunk(state, cursor.as_ref(), CHUNK, &mut items);
                 (items, last, position)
             })
             .await
             .map_err(host)?;
         position = position.max(at);
-        sink.take(objects).await?;
+        let mut chunk = Vec::with_capacity(items.len());
+        for item in items {
+            match item {
+                DesiredItem::Unprojectable(r, why) => {
+                    tracing::error!(object = %r, error = %why, "cannot project object")
+                }
+                item => chunk.push(item),
+            }
+        }
+        sink.take(chunk).await?;
         match last {
             Some(k) => after = Some(k),
-            None => break,
+            None => return Ok(position),
         }
     }
-    Ok(position)
+}
+
+/// Generates [`walk`] from the registry's list.
+macro_rules! walk_table {
+    ($($variant:ident $field:ident: $ty:ty,)+) => {
+        /// Render every desired object into `sink`, a chunk at a time, concept by concept in
+        /// registry order. Returns the newest log position a chunk saw (chunks may see
+        /// successive positions; the pass after the next delivery covers whatever changed
+        /// meanwhile).
+        pub async fn walk(
+            dispatcher: &Dispatcher,
+            sink: &mut impl ChunkSink,
+        ) -> Result<u64, String> {
+            let mut position = 0;
+            $(
+                if <$ty as Projection>::TARGETS.kube {
+                    position = position.max(walk_concept::<$ty>(dispatcher, sink).await?);
+                }
+            )+
+            Ok(position)
+        }
+    };
+}
+
+actors::with_concepts!(walk_table);
+
+/// Follows the log for the Kubernetes projectors: the position of the last event that changes
+/// a desired Kubernetes object (an event folded by a concept whose projection writes
+/// Kubernetes objects, or a rollback). Registry transitions change none, so at 100,000
+/// instances they never cost a projection pass.
+#[derive(Debug, Default)]
+pub struct KubeChanges(AtomicU64);
+
+impl KubeChanges {
+    pub fn last(&self) -> u64 {
+        self.0.load(Ordering::Acquire)
+    }
+}
+
+impl Observer for KubeChanges {
+    fn observe(&self, event: &events::Event, meta: &actors::Meta) {
+        if projections::concept::changes_kube(event) {
+            self.0.fetch_max(meta.position, Ordering::AcqRel);
+        }
+    }
+
+    fn reset(&self, mesh: &actors::Mesh) {
+        self.0.fetch_max(mesh.position, Ordering::AcqRel);
+    }
 }

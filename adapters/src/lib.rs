@@ -4,7 +4,7 @@
 //!   deciders of `actors` — and the dispatcher that turns accepted commands into durable events
 //!   and delivers them to the actors in log order;
 //! - [`storage`]: opening the configured event store under the data directory;
-//! - [`registry`]: heartbeats in memory and the liveness monitor;
+//! - [`concepts`]: each concept's own I/O (routes, intakes, servers), one folder per concept;
 //! - [`manifests`]: the manifest-directory adapter, the embedded default projection target;
 //! - [`etcd`]: the etcd projection target (EaseMesh's registry keys and meshplane's own);
 //! - [`kube`]: the Kubernetes adapter: watchers that record what the cluster holds, server-side
@@ -18,16 +18,15 @@
 
 pub mod api;
 pub mod clock;
+pub mod concepts;
 pub mod daemon;
 pub mod desired;
 pub mod error;
 pub mod etcd;
-pub mod fence;
 pub mod host;
 pub mod kube;
 pub mod manifests;
 pub mod metrics;
-pub mod registry;
 pub mod snapshot;
 pub mod storage;
 

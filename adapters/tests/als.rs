@@ -7,9 +7,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use adapters::fence::als::client::{self, http_entry, timestamp};
-use adapters::fence::als::proto::StreamAccessLogsResponse;
-use adapters::fence::{als, AccessLogEntry, EntryReceiver, IntakeCounters, IntakeCounts};
+use adapters::concepts::fence::als::client::{self, http_entry, timestamp};
+use adapters::concepts::fence::als::proto::StreamAccessLogsResponse;
+use adapters::concepts::fence::{als, AccessLogEntry, EntryReceiver, IntakeCounters, IntakeCounts};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 

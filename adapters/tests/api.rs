@@ -25,8 +25,7 @@ fn fixture(token: Option<&str>, max_body_bytes: usize) -> Fixture {
         metrics,
         auth: Auth::new(token.map(str::to_string)),
         max_body_bytes,
-        tracker: host.tracker,
-        fence: None,
+        io: Default::default(),
         snapshots: None,
         past: Default::default(),
     });

@@ -7,12 +7,14 @@ use std::time::Duration;
 
 use actix_web::http::StatusCode;
 use actix_web::{test, web, App};
+use actors::fence::Fences;
 use adapters::api::{self, ApiState, Auth};
 use adapters::clock::rfc3339;
+use adapters::concepts::fence::intake::Intake;
+use adapters::concepts::fence::monitor::run_monitor;
+use adapters::concepts::fence::prometheus::fake::FakePrometheus;
 use adapters::daemon::start_host;
-use adapters::fence::intake::Intake;
-use adapters::fence::monitor::{run_monitor, sweep_due};
-use adapters::fence::prometheus::fake::FakePrometheus;
+use adapters::host::timers::tick_once;
 use adapters::metrics::Metrics;
 use events::backend::memory::MemoryBackend;
 use events::schema::Via;
@@ -31,14 +33,15 @@ fn fixture(token: Option<&str>, max_body_bytes: usize) -> Fixture {
     let store: Arc<dyn EventStore> = Arc::new(Log::open(MemoryBackend::new()).unwrap());
     let metrics = Arc::new(Metrics::default());
     let host = start_host(store.clone(), metrics.clone(), None).unwrap();
-    let (fence_io, intake) = host.start_intake();
+    let (fence_io, intake, _task) = adapters::concepts::fence::start_intake(&host.dispatcher);
+    let mut io = adapters::concepts::IoData::default();
+    io.insert(fence_io);
     let state = web::Data::new(ApiState {
         dispatcher: host.dispatcher,
         metrics,
         auth: Auth::new(token.map(str::to_string)),
         max_body_bytes,
-        tracker: host.tracker,
-        fence: Some(fence_io),
+        io,
         snapshots: None,
         past: Default::default(),
     });
@@ -361,8 +364,7 @@ async fn the_intake_routes_answer_503_when_it_is_not_running() {
         metrics: state.metrics.clone(),
         auth: Auth::new(None),
         max_body_bytes: 1 << 20,
-        tracker: state.tracker.clone(),
-        fence: None,
+        io: Default::default(),
         snapshots: None,
         past: Default::default(),
     });
@@ -552,11 +554,23 @@ async fn the_monitor_ages_a_learned_dependency_idle_then_forgotten() {
     let head = f.store.head();
 
     // Not yet due: nothing swept, nothing appended.
-    assert_eq!(sweep_due(&dispatcher, seen + 199).await.unwrap(), 0);
+    assert_eq!(
+        tick_once::<Fences>(&dispatcher, seen + 199)
+            .await
+            .unwrap()
+            .due,
+        0
+    );
     assert_eq!(f.store.head(), head);
 
     // Unseen for the TTL: idle (EXPIREWAIT), still in the Sidecar.
-    assert_eq!(sweep_due(&dispatcher, seen + 200).await.unwrap(), 1);
+    assert_eq!(
+        tick_once::<Fences>(&dispatcher, seen + 200)
+            .await
+            .unwrap()
+            .due,
+        1
+    );
     let idle = events_after(f.store.as_ref(), head);
     let [(event_type, Event::DependencyIdle(e))] = idle.as_slice() else {
         panic!("{idle:?}")
@@ -586,11 +600,23 @@ async fn the_monitor_ages_a_learned_dependency_idle_then_forgotten() {
     );
     // Idle, not yet forgotten: sweeping again changes nothing.
     let head = f.store.head();
-    assert_eq!(sweep_due(&dispatcher, seen + 399).await.unwrap(), 0);
+    assert_eq!(
+        tick_once::<Fences>(&dispatcher, seen + 399)
+            .await
+            .unwrap()
+            .due,
+        0
+    );
     assert_eq!(f.store.head(), head);
 
     // Unseen for the grace as well: forgotten, out of the status and the Sidecar.
-    assert_eq!(sweep_due(&dispatcher, seen + 400).await.unwrap(), 1);
+    assert_eq!(
+        tick_once::<Fences>(&dispatcher, seen + 400)
+            .await
+            .unwrap()
+            .due,
+        1
+    );
     let forgotten = events_after(f.store.as_ref(), head);
     let [(event_type, Event::DependencyForgotten(e))] = forgotten.as_slice() else {
         panic!("{forgotten:?}")
@@ -606,7 +632,13 @@ async fn the_monitor_ages_a_learned_dependency_idle_then_forgotten() {
         egress(&fence),
         strings(&["istio-system/*", "mesh-operator/*"])
     );
-    assert_eq!(sweep_due(&dispatcher, seen + 10_000).await.unwrap(), 0);
+    assert_eq!(
+        tick_once::<Fences>(&dispatcher, seen + 10_000)
+            .await
+            .unwrap()
+            .due,
+        0
+    );
 
     // The fence's history tells the whole story, with the evidence.
     let (status, history) = call(

@@ -238,7 +238,7 @@ async fn a_restart_against_an_unchanged_cluster_writes_nothing_and_a_change_is_a
     let applier = Applier::new(client, leadership, Arc::new(Metrics::default()), config());
     let running = pass(&dispatcher, applier);
     let status = dispatcher
-        .read_fences(|s, _| {
+        .read::<actors::fence::Fences, _>(|s, _| {
             let key = events::schema::FenceKey::new("shop", "web");
             serde_json::to_value(projections::fence::fence_status(s, &key, &s.fences[&key]))
                 .unwrap()

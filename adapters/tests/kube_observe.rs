@@ -247,7 +247,7 @@ async fn the_initial_list_is_recorded_reduced_and_watch_changes_only_when_reduce
     assert_eq!(count(&w.metrics.kube_observed_events), 3);
     let observed = w
         .dispatcher
-        .read_cluster(|s, _| s.of_kind("Pod").count())
+        .read::<actors::cluster::Cluster, _>(|s, _| s.of_kind("Pod").count())
         .await
         .unwrap();
     assert_eq!(observed, 3, "the concept's state is the reflected store");
@@ -355,7 +355,9 @@ async fn a_410_gone_relists_appending_nothing_for_unchanged_objects_and_one_gone
     assert_eq!(count(&w.metrics.kube_observed_events), 3);
     let observed = w
         .dispatcher
-        .read_cluster(|s, _| s.of_kind("Pod").map(|(k, _)| k.clone()).collect::<Vec<_>>())
+        .read::<actors::cluster::Cluster, _>(|s, _| {
+            s.of_kind("Pod").map(|(k, _)| k.clone()).collect::<Vec<_>>()
+        })
         .await
         .unwrap();
     assert_eq!(observed, vec![pod_key("web-a")]);

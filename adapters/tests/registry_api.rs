@@ -5,11 +5,12 @@ use std::sync::Arc;
 
 use actix_web::http::StatusCode;
 use actix_web::{test, web, App};
+use actors::instance::Instances;
 use adapters::api::{self, ApiState, Auth};
 use adapters::clock;
 use adapters::daemon::start_host;
+use adapters::host::timers::tick_once;
 use adapters::metrics::Metrics;
-use adapters::registry::monitor::tick_once;
 use events::backend::memory::MemoryBackend;
 use events::{EventStore, Log};
 use serde_json::{json, Value};
@@ -28,8 +29,7 @@ fn fixture() -> Fixture {
         metrics,
         auth: Auth::new(None),
         max_body_bytes: 1 << 20,
-        tracker: host.tracker,
-        fence: None,
+        io: Default::default(),
         snapshots: None,
         past: Default::default(),
     });
@@ -433,11 +433,11 @@ async fn register_heartbeat_offline_online_deregister() {
     );
     assert_eq!(view["offline"]["reason"], "drain");
     let dispatcher = f.state.dispatcher.clone();
-    let tracker = f.state.tracker.clone();
+    let tracker = f.state.dispatcher.memory::<Instances>();
     for _ in 0..3 {
-        tracker.heartbeat("order", "a", clock::now_ms());
-        tracker.heartbeat("order", "b", clock::now_ms());
-        tick_once(&dispatcher, &tracker, clock::now_ms())
+        tracker.write(|h| h.heartbeat("order", "a", clock::now_ms()));
+        tracker.write(|h| h.heartbeat("order", "b", clock::now_ms()));
+        tick_once::<Instances>(&dispatcher, clock::now_ms())
             .await
             .unwrap();
     }
@@ -456,13 +456,13 @@ async fn register_heartbeat_offline_online_deregister() {
 
     // b goes silent: 2 s (2 x 1 s) after its last heartbeat it is out of service.
     let silent_since = clock::now_ms();
-    tracker.heartbeat("order", "b", silent_since);
-    tracker.heartbeat("order", "a", silent_since + 1_500);
-    let report = tick_once(&dispatcher, &tracker, silent_since + 1_999)
+    tracker.write(|h| h.heartbeat("order", "b", silent_since));
+    tracker.write(|h| h.heartbeat("order", "a", silent_since + 1_500));
+    let report = tick_once::<Instances>(&dispatcher, silent_since + 1_999)
         .await
         .unwrap();
     assert_eq!(report.executed, 0);
-    let report = tick_once(&dispatcher, &tracker, silent_since + 2_000)
+    let report = tick_once::<Instances>(&dispatcher, silent_since + 2_000)
         .await
         .unwrap();
     assert_eq!(report.executed, 1);

@@ -2,15 +2,17 @@
 
 use std::collections::BTreeMap;
 
+use std::ops::Bound::{Excluded, Unbounded};
+
 use actors::resource::kinds;
-use actors::resource::StoredResource;
+use actors::resource::{ResourceState, Resources, StoredResource};
 use actors::Mesh;
 use events::schema::ResourceKey;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
+use crate::concept::{for_each_projection, DesiredItem, Projection, ProjectionVisitor, Targets};
 use crate::object::{KubeObject, ObjectRef, MANAGED_BY_LABEL, MANAGER};
-use crate::{fence, registry};
 
 /// Prefix of the etcd keys meshplane writes for generic resources.
 pub const ETCD_RESOURCE_PREFIX: &str = "/meshplane/resources/";
@@ -48,12 +50,7 @@ impl Desired {
             hasher.update([0]);
         }
         hasher.update([1]);
-        for (key, value) in &self.etcd {
-            hasher.update(key.as_bytes());
-            hasher.update([0]);
-            hasher.update(value.as_bytes());
-            hasher.update([0]);
-        }
+        hash_etcd(&mut hasher, &self.etcd);
         hex::encode(hasher.finalize())
     }
 }
@@ -65,29 +62,128 @@ pub fn desired(mesh: &Mesh) -> Desired {
     out
 }
 
-/// Every etcd key that should exist: the generic resources under
-/// [`ETCD_RESOURCE_PREFIX`] and the registry in EaseMesh's layout.
+/// Every etcd key that should exist: each concept's (the generic resources under
+/// [`ETCD_RESOURCE_PREFIX`], the registry in EaseMesh's layout).
 pub fn desired_etcd(mesh: &Mesh) -> BTreeMap<String, String> {
-    let mut out = BTreeMap::new();
-    for (key, resource) in &mesh.resources.resources {
-        let mut object = resource.to_object(key);
-        object["apiVersion"] = Value::String(served_api_version(&key.kind, &resource.api_version));
-        let etcd_key = format!(
-            "{ETCD_RESOURCE_PREFIX}{}/{}/{}",
-            key.kind, key.namespace, key.name
-        );
-        out.insert(etcd_key, object.to_string());
+    struct Etcd<'a> {
+        mesh: &'a Mesh,
+        out: BTreeMap<String, String>,
     }
-    registry::etcd_keys(&mesh.services, &mesh.instances, &mut out);
-    out
+    impl ProjectionVisitor for Etcd<'_> {
+        fn visit<P: Projection>(&mut self) {
+            if P::TARGETS.etcd {
+                P::etcd_keys(P::state(self.mesh), &mut self.out);
+            }
+        }
+    }
+    let mut etcd = Etcd {
+        mesh,
+        out: BTreeMap::new(),
+    };
+    for_each_projection(&mut etcd);
+    etcd.out
 }
 
 /// Every etcd key prefix [`desired_etcd`] writes under: an etcd target owns these.
 pub fn etcd_owned_prefixes() -> Vec<String> {
-    std::iter::once(ETCD_RESOURCE_PREFIX)
-        .chain(registry::OWNED_PREFIXES.iter().copied())
-        .map(str::to_string)
-        .collect()
+    struct Prefixes(Vec<String>);
+    impl ProjectionVisitor for Prefixes {
+        fn visit<P: Projection>(&mut self) {
+            self.0
+                .extend(P::etcd_prefixes().iter().map(|p| p.to_string()));
+        }
+    }
+    let mut prefixes = Prefixes(Vec::new());
+    for_each_projection(&mut prefixes);
+    prefixes.0
+}
+
+/// Objects rendered per chunk when a whole state is walked at once.
+const WALK_CHUNK: usize = 1024;
+
+/// Walk every concept's desired Kubernetes objects, a chunk at a time, in registry order.
+pub fn walk_kube(mesh: &Mesh, mut take: impl FnMut(Vec<DesiredItem>)) {
+    struct Walk<'a, F> {
+        mesh: &'a Mesh,
+        take: &'a mut F,
+    }
+    impl<F: FnMut(Vec<DesiredItem>)> ProjectionVisitor for Walk<'_, F> {
+        fn visit<P: Projection>(&mut self) {
+            if !P::TARGETS.kube {
+                return;
+            }
+            let state = P::state(self.mesh);
+            let mut after = None;
+            loop {
+                let mut chunk = Vec::new();
+                let last = P::kube_chunk(state, after.as_ref(), WALK_CHUNK, &mut chunk);
+                (self.take)(chunk);
+                match last {
+                    Some(last) => after = Some(last),
+                    None => break,
+                }
+            }
+        }
+    }
+    for_each_projection(&mut Walk {
+        mesh,
+        take: &mut take,
+    });
+}
+
+/// The Kubernetes objects that should exist (no etcd keys).
+pub fn desired_kube(mesh: &Mesh) -> Desired {
+    let mut out = Desired::default();
+    walk_kube(mesh, |chunk| {
+        for item in chunk {
+            match item {
+                DesiredItem::Object(r, o) => {
+                    out.kube.insert(r, *o);
+                }
+                DesiredItem::Unprojectable(r, why) => out.errors.push((r, why)),
+                // A status of an object someone else owns is not a desired object.
+                DesiredItem::Status(..) => {}
+            }
+        }
+    });
+    out
+}
+
+/// The digest of [`desired`]`(mesh)` ([`Desired::digest`]), computed without holding every
+/// typed object at once: each object is serialized as its chunk is rendered, and the etcd keys
+/// are built only once the objects' part is hashed. A replay of 180,000 objects would
+/// otherwise hold every typed object and every etcd value together.
+pub fn desired_digest(mesh: &Mesh) -> String {
+    let mut objects: BTreeMap<ObjectRef, Vec<u8>> = BTreeMap::new();
+    walk_kube(mesh, |chunk| {
+        for item in chunk {
+            if let DesiredItem::Object(r, o) = item {
+                let mut buf = Vec::new();
+                o.write_json(&mut buf);
+                objects.insert(r, buf);
+            }
+        }
+    });
+    let mut hasher = Sha256::new();
+    for (r, json) in &objects {
+        hasher.update(r.to_string().as_bytes());
+        hasher.update([0]);
+        hasher.update(json);
+        hasher.update([0]);
+    }
+    drop(objects);
+    hasher.update([1]);
+    hash_etcd(&mut hasher, &desired_etcd(mesh));
+    hex::encode(hasher.finalize())
+}
+
+fn hash_etcd(hasher: &mut Sha256, etcd: &BTreeMap<String, String>) {
+    for (key, value) in etcd {
+        hasher.update(key.as_bytes());
+        hasher.update([0]);
+        hasher.update(value.as_bytes());
+        hasher.update([0]);
+    }
 }
 
 fn served_api_version(kind: &str, applied: &str) -> String {
@@ -97,20 +193,53 @@ fn served_api_version(kind: &str, applied: &str) -> String {
         .unwrap_or_else(|| applied.to_string())
 }
 
-/// The Kubernetes objects that should exist (no etcd keys).
-pub fn desired_kube(mesh: &Mesh) -> Desired {
-    let mut out = Desired::default();
-    for (key, resource) in &mesh.resources.resources {
-        match resource_object(key, resource) {
-            Some(Ok((r, o))) => {
-                out.kube.insert(r, o);
+/// The generic resources: projected as applied (to Kubernetes and, under
+/// [`ETCD_RESOURCE_PREFIX`], to etcd), except the kinds a concept projects itself.
+impl Projection for Resources {
+    const TARGETS: Targets = Targets {
+        kube: true,
+        etcd: true,
+    };
+    type Cursor = ResourceKey;
+
+    fn kube_chunk(
+        state: &ResourceState,
+        after: Option<&ResourceKey>,
+        max: usize,
+        out: &mut Vec<DesiredItem>,
+    ) -> Option<ResourceKey> {
+        let range = match after {
+            Some(k) => state.resources.range((Excluded(k.clone()), Unbounded)),
+            None => state.resources.range::<ResourceKey, _>(..),
+        };
+        let mut last = None;
+        for (key, resource) in range.take(max) {
+            last = Some(key);
+            match resource_object(key, resource) {
+                Some(Ok((r, o))) => out.push(DesiredItem::Object(r, Box::new(o))),
+                Some(Err((r, why))) => out.push(DesiredItem::Unprojectable(r, why)),
+                None => {}
             }
-            Some(Err(e)) => out.errors.push(e),
-            None => {}
+        }
+        last.cloned()
+    }
+
+    fn etcd_keys(state: &ResourceState, out: &mut BTreeMap<String, String>) {
+        for (key, resource) in &state.resources {
+            let mut object = resource.to_object(key);
+            object["apiVersion"] =
+                Value::String(served_api_version(&key.kind, &resource.api_version));
+            let etcd_key = format!(
+                "{ETCD_RESOURCE_PREFIX}{}/{}/{}",
+                key.kind, key.namespace, key.name
+            );
+            out.insert(etcd_key, object.to_string());
         }
     }
-    fence::desired_objects(&mesh.fences, &mesh.resources, &mut out.kube);
-    out
+
+    fn etcd_prefixes() -> &'static [&'static str] {
+        &[ETCD_RESOURCE_PREFIX]
+    }
 }
 
 /// The Kubernetes object one applied resource projects to: `None` when its kind is not

@@ -3,7 +3,7 @@
 use actors::Mesh;
 use sha2::{Digest, Sha256};
 
-use crate::desired::desired;
+use crate::desired::desired_digest;
 
 /// Per-concept state digests, the desired-objects digest, and one combined digest.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -17,7 +17,7 @@ pub struct MeshDigest {
 /// Digest a folded mesh. Two folds of the same log always give the same digest.
 pub fn mesh_digest(mesh: &Mesh) -> MeshDigest {
     let concepts = mesh.concept_digests();
-    let desired = desired(mesh).digest();
+    let desired = desired_digest(mesh);
     let mut hasher = Sha256::new();
     for (name, digest) in &concepts {
         hasher.update(name.as_bytes());

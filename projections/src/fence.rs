@@ -5,9 +5,10 @@
 
 use std::collections::BTreeMap;
 
-use actors::fence::{config::FenceConfig, FenceState, FenceView, Origin};
+use std::ops::Bound::{Excluded, Unbounded};
+
+use actors::fence::{config::FenceConfig, FenceState, FenceView, Fences, Origin};
 use actors::fence::{CREATED_BY_LABEL, CREATED_BY_VALUE, SERVICE_FENCE_KIND};
-use actors::resource::ResourceState;
 use events::schema::{FenceKey, ResourceKey};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use kube_derive::CustomResource;
@@ -15,6 +16,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
+use crate::concept::{DesiredItem, Projection, Targets};
 use crate::object::{KubeObject, ObjectRef, MANAGED_BY_LABEL, MANAGER};
 
 pub const SIDECAR_API_VERSION: &str = "networking.istio.io/v1beta1";
@@ -296,17 +298,13 @@ pub fn fence_status(state: &FenceState, key: &FenceKey, view: &FenceView) -> Ser
 
 /// The ServiceFence object of one fence: the applied one with its status, or Slime's
 /// auto-created form.
-pub fn service_fence(
-    state: &FenceState,
-    resources: &ResourceState,
-    key: &FenceKey,
-) -> Option<ServiceFence> {
+pub fn service_fence(state: &FenceState, key: &FenceKey) -> Option<ServiceFence> {
     let view = state.fences.get(key)?;
     let status = fence_status(state, key, view);
     let (metadata, spec) = match view.origin {
         Origin::Manual { .. } => {
             let rkey = ResourceKey::new(SERVICE_FENCE_KIND, &key.namespace, &key.name);
-            let resource = resources.get(&rkey)?;
+            let resource = state.applied.get(key)?;
             let object = resource.to_object(&rkey);
             let mut metadata: ObjectMeta =
                 serde_json::from_value(object["metadata"].clone()).unwrap_or_default();
@@ -449,14 +447,53 @@ pub fn fallback_filter(config: &FenceConfig) -> Option<CustomObject> {
     })
 }
 
+/// The fences: one ServiceFence (Slime's auto-created ones, and meshplane's own applied ones
+/// with their status), one Sidecar per fence, the status of fences someone else owns, and the
+/// fallback EnvoyFilter after the last fence.
+impl Projection for Fences {
+    const TARGETS: Targets = Targets {
+        kube: true,
+        etcd: false,
+    };
+    type Cursor = FenceKey;
+
+    fn kube_chunk(
+        state: &FenceState,
+        after: Option<&FenceKey>,
+        max: usize,
+        out: &mut Vec<DesiredItem>,
+    ) -> Option<FenceKey> {
+        let range = match after {
+            Some(k) => state.fences.range((Excluded(k.clone()), Unbounded)),
+            None => state.fences.range::<FenceKey, _>(..),
+        };
+        let mut objects = BTreeMap::new();
+        let mut statuses = Vec::new();
+        let mut last = None;
+        for (key, _) in range.take(max) {
+            last = Some(key.clone());
+            fence_objects(state, key, &mut objects);
+            if let Some((r, status)) = observed_fence_status(state, key) {
+                statuses.push(DesiredItem::Status(r, status));
+            }
+        }
+        if last.is_none() {
+            objects.extend(fallback_object(state));
+        }
+        out.extend(
+            objects
+                .into_iter()
+                .map(|(r, o)| DesiredItem::Object(r, Box::new(o))),
+        );
+        out.extend(statuses);
+        last
+    }
+}
+
 /// Every Kubernetes object of the fence concept.
-pub fn desired_objects(
-    state: &FenceState,
-    resources: &ResourceState,
-    out: &mut BTreeMap<ObjectRef, KubeObject>,
-) {
+pub fn desired_objects(state: &FenceState, out: &mut BTreeMap<ObjectRef, KubeObject>) {
     for key in state.fences.keys() {
-        fence_objects(state, resources, key, out);
+        fence_objects(state, key, out);
     }
     if let Some((r, filter)) = fallback_object(state) {
         out.insert(r, filter);
@@ -464,14 +501,13 @@ pub fn desired_objects(
 }
 
 /// The objects of one fence (its ServiceFence and Sidecar): lets an adapter project a few
-/// fences at a time. `resources` needs only the applied ServiceFences.
+/// fences at a time.
 pub fn fence_objects(
     state: &FenceState,
-    resources: &ResourceState,
     key: &FenceKey,
     out: &mut BTreeMap<ObjectRef, KubeObject>,
 ) {
-    if let Some(fence) = service_fence(state, resources, key) {
+    if let Some(fence) = service_fence(state, key) {
         out.insert(
             object_ref(
                 SERVICE_FENCE_API_VERSION,
@@ -494,21 +530,9 @@ pub fn fence_objects(
 /// written by someone else): what the Kubernetes adapter applies to its status subresource,
 /// leaving the spec to its owner. `None` for fences meshplane owns (their whole object is in
 /// [`fence_objects`]) and for auto fences.
-pub fn observed_fence_status(
-    state: &FenceState,
-    resources: &ResourceState,
-    key: &FenceKey,
-) -> Option<(ObjectRef, Value)> {
+pub fn observed_fence_status(state: &FenceState, key: &FenceKey) -> Option<(ObjectRef, Value)> {
     let view = state.fences.get(key)?;
-    if !matches!(view.origin, Origin::Manual { .. })
-        || resources
-            .get(&ResourceKey::new(
-                SERVICE_FENCE_KIND,
-                &key.namespace,
-                &key.name,
-            ))
-            .is_some()
-    {
+    if !matches!(view.origin, Origin::Manual { .. }) || state.applied.contains_key(key) {
         return None;
     }
     let status = fence_status(state, key, view);

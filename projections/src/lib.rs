@@ -7,6 +7,8 @@
 #![forbid(unsafe_code)]
 #![deny(clippy::disallowed_methods, clippy::disallowed_types)]
 
+pub mod cluster;
+pub mod concept;
 pub mod crds;
 pub mod desired;
 pub mod digest;
@@ -19,7 +21,8 @@ pub mod registry;
 pub mod rollback;
 pub mod time;
 
-pub use desired::{desired, desired_etcd, desired_kube, Desired};
+pub use concept::{DesiredItem, Projection, Targets};
+pub use desired::{desired, desired_digest, desired_etcd, desired_kube, Desired};
 pub use digest::{mesh_digest, MeshDigest};
 pub use object::{KubeObject, ObjectRef, MANAGED_BY_LABEL, MANAGER};
 pub use plan::{plan, Plan};

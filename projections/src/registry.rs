@@ -15,12 +15,13 @@
 
 use std::collections::BTreeMap;
 
-use actors::instance::{Instance, InstanceState};
-use actors::service::ServiceState;
+use actors::instance::{Instance, InstanceState, Instances};
+use actors::service::{ServiceState, Services};
 use events::schema::InstanceKey;
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::concept::{Projection, Targets};
 use crate::time::rfc3339;
 
 pub const TENANT_PREFIX: &str = "/mesh/tenants/";
@@ -124,32 +125,56 @@ pub fn service_value(services: &ServiceState, name: &str) -> Option<Value> {
     Some(Value::Object(spec))
 }
 
-/// Add the registry's keys to `out`.
-pub fn etcd_keys(
-    services: &ServiceState,
-    instances: &InstanceState,
-    out: &mut BTreeMap<String, String>,
-) {
-    for name in services.tenants.keys() {
-        if let Some(value) = tenant_value(services, name) {
-            out.insert(format!("{TENANT_PREFIX}{name}"), value);
+/// The catalog: tenants and services in EaseMesh's layout.
+impl Projection for Services {
+    const TARGETS: Targets = Targets {
+        kube: false,
+        etcd: true,
+    };
+    type Cursor = ();
+
+    fn etcd_keys(services: &ServiceState, out: &mut BTreeMap<String, String>) {
+        for name in services.tenants.keys() {
+            if let Some(value) = tenant_value(services, name) {
+                out.insert(format!("{TENANT_PREFIX}{name}"), value);
+            }
+        }
+        for name in services.services.keys() {
+            if let Some(value) = service_value(services, name) {
+                out.insert(format!("{SERVICE_SPEC_PREFIX}{name}"), value.to_string());
+            }
         }
     }
-    for name in services.services.keys() {
-        if let Some(value) = service_value(services, name) {
-            out.insert(format!("{SERVICE_SPEC_PREFIX}{name}"), value.to_string());
+
+    fn etcd_prefixes() -> &'static [&'static str] {
+        &[TENANT_PREFIX, SERVICE_SPEC_PREFIX]
+    }
+}
+
+/// The instances: spec and status keys in EaseMesh's layout.
+impl Projection for Instances {
+    const TARGETS: Targets = Targets {
+        kube: false,
+        etcd: true,
+    };
+    type Cursor = ();
+
+    fn etcd_keys(instances: &InstanceState, out: &mut BTreeMap<String, String>) {
+        for (key, instance) in &instances.instances {
+            let path = format!("{}/{}", key.service, key.instance_id);
+            out.insert(
+                format!("{INSTANCE_SPEC_PREFIX}{path}"),
+                json(&InstanceSpecValue::new(instances, key, instance)),
+            );
+            out.insert(
+                format!("{INSTANCE_STATUS_PREFIX}{path}"),
+                json(&InstanceStatusValue::new(key, instance)),
+            );
         }
     }
-    for (key, instance) in &instances.instances {
-        let path = format!("{}/{}", key.service, key.instance_id);
-        out.insert(
-            format!("{INSTANCE_SPEC_PREFIX}{path}"),
-            json(&InstanceSpecValue::new(instances, key, instance)),
-        );
-        out.insert(
-            format!("{INSTANCE_STATUS_PREFIX}{path}"),
-            json(&InstanceStatusValue::new(key, instance)),
-        );
+
+    fn etcd_prefixes() -> &'static [&'static str] {
+        &[INSTANCE_SPEC_PREFIX, INSTANCE_STATUS_PREFIX]
     }
 }
 
@@ -188,8 +213,8 @@ mod tests {
             &mut ctx,
         )
         .unwrap();
-        let mut keys = BTreeMap::new();
-        etcd_keys(&mesh.services, &mesh.instances, &mut keys);
+        let mut keys = crate::desired_etcd(&mesh);
+        keys.retain(|k, _| !k.starts_with(crate::desired::ETCD_RESOURCE_PREFIX));
         let parsed = |k: &str| -> Value { serde_json::from_str(&keys[k]).unwrap() };
         assert_eq!(
             parsed("/mesh/tenants/takeaway"),

@@ -40,9 +40,9 @@ pub fn after_step(world: &mut World) -> Result<(), Failure> {
     };
     instance_up_has_heartbeat(world, &daemon.mesh, daemon.started_ms, tick)?;
     no_stale_learned_dependency(&daemon.mesh, tick)?;
-    if world.fences_changed {
+    if world.changed.contains(actors::ConceptId::Fence) {
         egress_explainable(world, &daemon.mesh)?;
-        world.fences_changed = false;
+        world.changed = world.changed.without(actors::ConceptId::Fence);
     }
     Ok(())
 }

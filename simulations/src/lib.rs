@@ -18,6 +18,7 @@ pub mod faults;
 pub mod invariants;
 pub mod kube;
 pub mod log;
+pub mod memory;
 pub mod scenario;
 pub mod world;
 
@@ -102,6 +103,17 @@ pub enum Bug {
     /// The etcd adapter trusts what it believes etcd holds forever: it never reads again
     /// (not after a lost connection, not to catch another writer's changes).
     EtcdTrustsCache,
+}
+
+impl Bug {
+    /// Whether this bug turns off the timers of concept `id`.
+    pub fn skips_timers_of(self, id: actors::ConceptId) -> bool {
+        matches!(
+            (self, id),
+            (Bug::SkipLiveness, actors::ConceptId::Instance)
+                | (Bug::SkipSweep, actors::ConceptId::Fence)
+        )
+    }
 }
 
 /// One simulation run.

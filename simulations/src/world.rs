@@ -10,10 +10,8 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt::Write as _;
 
-use actors::instance::liveness::{judge, Limits, Seen, Verdict};
-use actors::instance::{InstanceCommand, InstanceState};
-use actors::mesh::Concept;
-use actors::{Ctx, Decision, Mesh, MeshCommand, Rejection};
+use actors::registry::{visit_concept, ConceptSet, ConceptVisitor};
+use actors::{Ctx, Decision, Mesh, MeshCommand, Registered, Rejection};
 use events::schema::InstanceKey;
 use events::Event;
 use projections::{KubeObject, ObjectRef};
@@ -26,138 +24,24 @@ use crate::etcd::{EtcdAdapter, SimEtcd};
 use crate::faults::{FaultCounts, FaultKind, FaultRates};
 use crate::kube::{KubeAdapter, SimKube};
 use crate::log::SimLog;
+use crate::memory::Memories;
 use crate::Bug;
 
 /// The virtual epoch: 2026-11-22T00:00:00Z.
 pub const T0_MS: i64 = 1_795_305_600_000;
-/// The daemon's monitors (liveness, fence ageing) run this often.
+/// The daemon's timers (every concept's `due`) run this often.
 pub const TICK_MS: i64 = 250;
 /// The largest clock advance of one step.
 pub const MAX_STEP_MS: i64 = 200;
 
-/// The daemon's in-memory heartbeat table (the simulator's twin of the daemon's
-/// `LivenessTracker`, ordered, single-threaded, on the same `judge` rules).
-#[derive(Clone, Debug, Default)]
-pub struct Tracker {
-    pub entries: BTreeMap<InstanceKey, (Seen, Option<i64>)>,
-    pub limits: Option<Limits>,
-}
-
-impl Tracker {
-    /// A table for the instances of `state` after a start at `started_ms`: every instance that
-    /// is not silent gets the grace of a heartbeat at start-up; silent ones keep their evidence.
-    pub fn new(state: &InstanceState, started_ms: i64) -> Tracker {
-        let entries = state
-            .instances
-            .iter()
-            .map(|(key, i)| {
-                let entry = match &i.silence {
-                    Some(s) => (
-                        Seen {
-                            last_heartbeat_ms: s.last_heartbeat_ms,
-                            heartbeat_seen: s.heartbeat_seen,
-                        },
-                        Some(s.last_heartbeat_ms),
-                    ),
-                    None => (
-                        Seen {
-                            last_heartbeat_ms: started_ms.max(i.last_heartbeat_ms),
-                            heartbeat_seen: false,
-                        },
-                        None,
-                    ),
-                };
-                (key.clone(), entry)
-            })
-            .collect();
-        Tracker {
-            entries,
-            limits: Some(state.limits()),
-        }
-    }
-
-    /// Record a heartbeat; false when the instance is not registered.
-    pub fn heartbeat(&mut self, key: &InstanceKey, now_ms: i64) -> bool {
-        match self.entries.get_mut(key) {
-            Some((seen, _)) => {
-                seen.last_heartbeat_ms = seen.last_heartbeat_ms.max(now_ms);
-                seen.heartbeat_seen = true;
-                true
-            }
-            None => false,
-        }
-    }
-
-    /// Follow the log.
-    pub fn observe(&mut self, event: &Event) {
-        match event {
-            Event::InstanceRegistered(e) => {
-                let seen = Seen {
-                    last_heartbeat_ms: e.registry_time_ms,
-                    heartbeat_seen: true,
-                };
-                let entry = self.entries.entry(e.key.clone()).or_insert((seen, None));
-                if seen.last_heartbeat_ms >= entry.0.last_heartbeat_ms {
-                    entry.0 = seen;
-                }
-                entry.1 = None;
-            }
-            Event::InstanceDeregistered(e) => {
-                self.entries.remove(&e.key);
-            }
-            Event::InstanceExpired(e) => {
-                self.entries.remove(&e.key);
-            }
-            Event::InstanceOutOfService(e) => {
-                if let Some(t) = self.entries.get_mut(&e.key) {
-                    t.1 = Some(e.silence.last_heartbeat_ms);
-                }
-            }
-            Event::InstanceRecovered(e) => {
-                if let Some(t) = self.entries.get_mut(&e.key) {
-                    t.1 = None;
-                }
-            }
-            Event::MeshControllerApplied(e) => {
-                self.limits = Some(Limits {
-                    heartbeat_interval_ms: e.heartbeat_interval_ms,
-                    dead_record_ms: e.dead_record_ms,
-                });
-            }
-            _ => {}
-        }
-    }
-
-    /// The transitions due at `now_ms`, in key order.
-    pub fn due(&self, now_ms: i64) -> Vec<InstanceCommand> {
-        let Some(limits) = self.limits else {
-            return Vec::new();
-        };
-        self.entries
-            .iter()
-            .filter_map(|(key, (seen, silent))| {
-                let key = key.clone();
-                Some(match judge(*seen, *silent, now_ms, limits)? {
-                    Verdict::OutOfService(silence) => {
-                        InstanceCommand::MarkOutOfService { key, silence }
-                    }
-                    Verdict::Expired(silence) => InstanceCommand::Expire { key, silence },
-                    Verdict::Recovered { heartbeat_ms } => {
-                        InstanceCommand::MarkRecovered { key, heartbeat_ms }
-                    }
-                })
-            })
-            .collect()
-    }
-}
-
 /// The running daemon: what it holds in memory, lost at a crash.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub struct Daemon {
     /// Every concept's state, folded from the log (including its unsynced tail).
     pub mesh: Mesh,
     pub started_ms: i64,
-    pub tracker: Tracker,
+    /// Every concept's memory beside the log (the real tables: heartbeats, callers).
+    pub memories: Memories,
     pub next_tick_ms: i64,
     /// When the monitors last ran (None: not since the start).
     pub last_tick_ms: Option<i64>,
@@ -172,13 +56,13 @@ pub struct Daemon {
 
 impl Daemon {
     fn start(mesh: Mesh, now_ms: i64, bug: Option<Bug>) -> Daemon {
-        let tracker = Tracker::new(&mesh.instances, now_ms);
+        let memories = Memories::recall(&mesh, None, now_ms);
         let mut etcd = EtcdAdapter::default();
         etcd.trust_cache = bug == Some(Bug::EtcdTrustsCache);
         Daemon {
             mesh,
             started_ms: now_ms,
-            tracker,
+            memories,
             next_tick_ms: now_ms + TICK_MS,
             last_tick_ms: None,
             kube: KubeAdapter::default(),
@@ -235,9 +119,8 @@ pub struct World {
     pub refused: u64,
     /// A failure found while acting (a store error, a torn record read back).
     pub failure: Option<Failure>,
-    /// A fence event or an input of the fences was folded since the explain invariant last
-    /// checked.
-    pub fences_changed: bool,
+    /// The concepts that folded an event since the invariants last looked at them.
+    pub changed: ConceptSet,
     line: String,
     trace: Sha256,
     trail: VecDeque<String>,
@@ -267,7 +150,7 @@ impl World {
             actions: 0,
             refused: 0,
             failure: None,
-            fences_changed: true,
+            changed: ConceptSet::all(),
             line: String::new(),
             trace: Sha256::new(),
             trail: VecDeque::new(),
@@ -347,22 +230,6 @@ impl World {
                 decision.stream,
                 meta.stream_version
             );
-            daemon.tracker.observe(event);
-            for concept in Concept::of(event) {
-                match concept {
-                    Concept::Resource => {
-                        daemon.kube_stale = true;
-                        daemon.etcd_stale = true;
-                    }
-                    Concept::Fence => {
-                        daemon.kube_stale = true;
-                        self.fences_changed = true;
-                    }
-                    Concept::Service | Concept::Instance => daemon.etcd_stale = true,
-                    // Observations change desired objects only through the fence (above).
-                    Concept::Cluster => {}
-                }
-            }
             if let Event::RolledBack(r) = event {
                 // As the daemon: rebuild the state it names from the log, and start liveness
                 // afresh for the restored instances (the grace of a start).
@@ -371,14 +238,20 @@ impl World {
                 };
                 match actors::timeline::roll_back(&mut source, r, meta) {
                     Ok(mesh) => {
-                        daemon.tracker = Tracker::new(&mesh.instances, self.now_ms);
+                        // As the daemon: every memory rebuilt from the restored state, keeping
+                        // what still holds (heartbeats of instances still registered).
+                        let previous = std::mem::replace(
+                            &mut daemon.memories,
+                            Memories::recall(&Mesh::default(), None, self.now_ms),
+                        );
+                        daemon.memories = Memories::recall(&mesh, Some(previous), self.now_ms);
                         daemon.started_ms = self.now_ms;
-                        // The monitors judge the restored state at their next tick.
+                        // The timers judge the restored state at their next tick.
                         daemon.last_tick_ms = None;
                         daemon.mesh = mesh;
                         daemon.kube_stale = true;
                         daemon.etcd_stale = true;
-                        self.fences_changed = true;
+                        self.changed = ConceptSet::all();
                     }
                     Err(e) => {
                         self.failure.get_or_insert(Failure::new(
@@ -389,7 +262,11 @@ impl World {
                 }
                 continue;
             }
+            daemon.kube_stale |= projections::concept::changes_kube(event);
+            daemon.etcd_stale |= projections::concept::changes_etcd(event);
+            self.changed = self.changed.union(ConceptSet::folding(event));
             daemon.mesh.evolve(event.clone(), meta);
+            daemon.memories.remember(event, meta);
         }
         self.events += metas.len() as u64;
         if self.bug == Some(Bug::AckBeforeSync) {
@@ -424,16 +301,10 @@ impl World {
         self.append_decided(decision, &mut ctx).map(|_| ())
     }
 
-    /// Record a heartbeat from an instance; false when the daemon is down or does not know it.
-    pub fn heartbeat(&mut self, key: &InstanceKey) -> Option<bool> {
-        let now = self.now_ms;
-        let daemon = self.daemon.as_mut()?;
-        self.actions += 1;
-        let known = daemon.tracker.heartbeat(key, now);
-        if known {
-            self.contact.insert(key.clone(), now);
-        }
-        Some(known)
+    /// Concept `C`'s memory in the running daemon (none while it is down): what the world's
+    /// actors (sidecars sending heartbeats) reach without going through the log.
+    pub fn memory_mut<C: Registered>(&mut self) -> Option<&mut C::Memory> {
+        Some(self.daemon.as_mut()?.memories.of_mut::<C>())
     }
 
     fn crash(&mut self) {
@@ -474,7 +345,7 @@ impl World {
         match crate::fold(self.log.records()) {
             Ok(mesh) => {
                 self.daemon = Some(Daemon::start(mesh, self.now_ms, self.bug));
-                self.fences_changed = true;
+                self.changed = ConceptSet::all();
             }
             Err(e) => {
                 self.failure.get_or_insert(Failure::new(
@@ -585,7 +456,8 @@ impl World {
         }
     }
 
-    /// The daemon's own work: the monitors when their tick is due, then the adapters.
+    /// The daemon's own work: every concept's timers when their tick is due, then the
+    /// adapters.
     fn run_daemon(&mut self) {
         let now = self.now_ms;
         let Some(daemon) = self.daemon.as_mut() else {
@@ -594,22 +466,11 @@ impl World {
         if now >= daemon.next_tick_ms {
             daemon.next_tick_ms = now + TICK_MS;
             daemon.last_tick_ms = Some(now);
-            let liveness = if self.bug == Some(Bug::SkipLiveness) {
-                Vec::new()
-            } else {
-                daemon.tracker.due(now)
-            };
-            let fences = if self.bug == Some(Bug::SkipSweep) {
-                Vec::new()
-            } else {
-                daemon.mesh.fences.due(now)
-            };
-            for command in liveness {
-                let _ = self.execute(MeshCommand::Instance(command));
-            }
-            for fence in fences {
-                let command = actors::fence::FenceCommand::Sweep { fence, now_ms: now };
-                let _ = self.execute(MeshCommand::Fence(command));
+            for id in Memories::timed() {
+                if self.bug.is_some_and(|b| b.skips_timers_of(id)) {
+                    continue;
+                }
+                visit_concept(id, &mut Tick { world: self, now });
             }
         }
         self.reconcile();
@@ -696,5 +557,32 @@ impl World {
     /// The last lines of the trace.
     pub fn trail(&self) -> Vec<String> {
         self.trail.iter().cloned().collect()
+    }
+}
+
+/// Runs one concept's timers in the simulated daemon, as `adapters::host::timers` does in the
+/// real one: the due commands from the real `Concept::due`, each decided and appended, then
+/// settled in the memory.
+struct Tick<'a> {
+    world: &'a mut World,
+    now: i64,
+}
+
+impl ConceptVisitor for Tick<'_> {
+    fn visit<C: Registered>(&mut self) {
+        let Some(daemon) = self.world.daemon.as_mut() else {
+            return;
+        };
+        let due = C::due(
+            C::state(&daemon.mesh),
+            daemon.memories.of_mut::<C>(),
+            self.now,
+        );
+        for command in &due {
+            let _ = self.world.execute(C::wrap(command.clone()));
+        }
+        if let Some(memory) = self.world.memory_mut::<C>() {
+            C::settle(memory, &due);
+        }
     }
 }

@@ -170,6 +170,26 @@ impl ClusterCommand {
 /// The observed-cluster decider.
 pub struct Cluster;
 
+impl crate::Concept for Cluster {
+    const NAME: &'static str = "cluster";
+    type Memory = ();
+
+    fn folds(event: &Event) -> bool {
+        matches!(event, Event::ObjectObserved(_) | Event::ObjectGone(_))
+    }
+
+    fn note_version(state: &mut ClusterState, event: &Event, version: u64) -> bool {
+        match event {
+            Event::ObjectObserved(e) => state.note_version(&e.key.kind, version),
+            Event::ObjectGone(e) => state.note_version(&e.key.kind, version),
+            _ => return false,
+        }
+        true
+    }
+
+    fn recall(_: &crate::Mesh, _: Option<()>, _: i64) {}
+}
+
 impl Decider for Cluster {
     type State = ClusterState;
     type Command = ClusterCommand;

@@ -10,6 +10,7 @@
 //! selector label), which [`FenceState::rebuild_all`] cross-checks in tests.
 
 pub mod alias;
+pub mod attribution;
 pub mod cluster;
 pub mod config;
 pub mod domains;
@@ -182,6 +183,71 @@ pub struct FenceState {
     /// Every existing fence, rendered.
     pub fences: BTreeMap<FenceKey, FenceView>,
     index: Index,
+    /// The ServiceFences applied through meshplane, as applied: what the fence's projection
+    /// renders them from (meshplane owns them whole; an observed one only gets a status). A
+    /// copy of the resource concept's, so the projection reads only this state; left out of
+    /// the digest, which the resource concept's already covers.
+    pub applied: BTreeMap<FenceKey, crate::resource::StoredResource>,
+}
+
+/// The fence state as the digest sees it: every field but the copy of the applied
+/// ServiceFences, in declaration order (postcard encodes fields by position, so this is the
+/// digest of the state before the copy existed).
+#[derive(Serialize)]
+struct DigestView<'a> {
+    configs: &'a BTreeMap<ResourceKey, FenceConfig>,
+    config: &'a FenceConfig,
+    cluster: &'a cluster::ClusterView,
+    manual: &'a BTreeMap<FenceKey, (FenceSpec, u64)>,
+    learned: &'a BTreeMap<FenceKey, BTreeMap<String, Learned>>,
+    passed: &'a BTreeMap<FenceKey, BTreeMap<String, i64>>,
+    versions: &'a BTreeMap<FenceKey, u64>,
+    fences: &'a BTreeMap<FenceKey, FenceView>,
+    index: &'a Index,
+}
+
+impl FenceState {
+    fn digest_view(&self) -> DigestView<'_> {
+        DigestView {
+            configs: &self.configs,
+            config: &self.config,
+            cluster: &self.cluster,
+            manual: &self.manual,
+            learned: &self.learned,
+            passed: &self.passed,
+            versions: &self.versions,
+            fences: &self.fences,
+            index: &self.index,
+        }
+    }
+
+    /// Keep (or drop) the copy of an applied ServiceFence.
+    fn note_applied(&mut self, event: &Event, meta: &Meta) {
+        match event {
+            Event::ResourceApplied(e) if e.key.kind == SERVICE_FENCE_KIND => {
+                let fence = FenceKey::new(&e.key.namespace, &e.key.name);
+                self.applied.insert(
+                    fence,
+                    crate::resource::StoredResource {
+                        api_version: e.api_version.clone(),
+                        labels: e.labels.clone(),
+                        annotations: e.annotations.clone(),
+                        body: e.body.clone(),
+                        version: meta.stream_version,
+                        created_position: meta.position,
+                        created_at_ms: meta.recorded_at_ms,
+                        updated_position: meta.position,
+                        updated_at_ms: meta.recorded_at_ms,
+                    },
+                );
+            }
+            Event::ResourceDeleted(e) if e.key.kind == SERVICE_FENCE_KIND => {
+                self.applied
+                    .remove(&FenceKey::new(&e.key.namespace, &e.key.name));
+            }
+            _ => {}
+        }
+    }
 }
 
 /// One sighting of a dependency.
@@ -535,6 +601,67 @@ impl FenceState {
 /// The fence decider.
 pub struct Fences;
 
+impl crate::Concept for Fences {
+    const NAME: &'static str = "fence";
+    /// The ageing monitor's tick.
+    const TICK_MS: u64 = 1000;
+    type Memory = attribution::Attribution;
+
+    /// Its own events, and the resources and observed objects it reads (fences, its
+    /// configuration, namespaces, services, VirtualServices).
+    fn folds(event: &Event) -> bool {
+        match event {
+            Event::DependencyLearned(_)
+            | Event::DependencySeen(_)
+            | Event::DependencyIdle(_)
+            | Event::DependencyForgotten(_)
+            | Event::HostDeadlinePassed(_) => true,
+            Event::ResourceApplied(e) => reads_kind(&e.key.kind),
+            Event::ResourceDeleted(e) => reads_kind(&e.key.kind),
+            Event::ObjectObserved(e) => reads_kind(&e.key.kind),
+            Event::ObjectGone(e) => reads_kind(&e.key.kind),
+            _ => false,
+        }
+    }
+
+    fn note_version(state: &mut FenceState, event: &Event, version: u64) -> bool {
+        let fence = match event {
+            Event::DependencyLearned(e) => &e.fence,
+            Event::DependencySeen(e) => &e.fence,
+            Event::DependencyIdle(e) => &e.fence,
+            Event::DependencyForgotten(e) => &e.fence,
+            Event::HostDeadlinePassed(e) => &e.fence,
+            _ => return false,
+        };
+        state.note_version(fence, version);
+        true
+    }
+
+    fn digest(state: &FenceState) -> String {
+        crate::mesh::digest_of(&state.digest_view())
+    }
+
+    fn recall(
+        mesh: &crate::Mesh,
+        _: Option<attribution::Attribution>,
+        _: i64,
+    ) -> attribution::Attribution {
+        attribution::Attribution::from_mesh(mesh)
+    }
+
+    fn remember(memory: &mut attribution::Attribution, event: &Event, _: &Meta) {
+        memory.follow(event);
+    }
+
+    fn due(state: &FenceState, _: &mut attribution::Attribution, now_ms: i64) -> Vec<FenceCommand> {
+        state
+            .due(now_ms)
+            .into_iter()
+            .map(|fence| FenceCommand::Sweep { fence, now_ms })
+            .collect()
+    }
+}
+
 impl Decider for Fences {
     type State = FenceState;
     type Command = FenceCommand;
@@ -555,6 +682,7 @@ impl Decider for Fences {
     }
 
     fn evolve(state: &mut FenceState, event: Event, meta: &Meta) {
+        state.note_applied(&event, meta);
         match event {
             Event::ResourceApplied(e) if reads_kind(&e.key.kind) => {
                 state.apply_resource(&e.key, &e.labels, &e.body, meta.position);

@@ -10,6 +10,7 @@
 //! commands ([`liveness`]), each carrying its evidence, which [`Instances::decide`] checks
 //! against the same rules before accepting it.
 
+pub mod heartbeats;
 pub mod liveness;
 pub mod query;
 pub mod registration;
@@ -245,6 +246,75 @@ fn check_silence(
         ));
     }
     Ok(())
+}
+
+impl crate::Concept for Instances {
+    const NAME: &'static str = "instance";
+    /// The liveness monitor's tick: bounds how late an instance is marked out of service
+    /// (2 × the heartbeat interval + this).
+    const TICK_MS: u64 = 100;
+    /// One durable write for many instances going silent at once.
+    const DUE_BATCH: usize = 4096;
+    type Memory = heartbeats::Heartbeats;
+
+    /// Its own events, and the catalog's services and liveness limits.
+    fn folds(event: &Event) -> bool {
+        matches!(
+            event,
+            Event::InstanceRegistered(_)
+                | Event::InstanceDeregistered(_)
+                | Event::InstanceOutOfService(_)
+                | Event::InstanceRecovered(_)
+                | Event::InstanceExpired(_)
+                | Event::InstanceTakenOffline(_)
+                | Event::InstanceBroughtOnline(_)
+                | Event::ServiceApplied(_)
+                | Event::ServiceDeleted(_)
+                | Event::MeshControllerApplied(_)
+        )
+    }
+
+    fn note_version(state: &mut InstanceState, event: &Event, version: u64) -> bool {
+        let key = match event {
+            Event::InstanceRegistered(e) => &e.key,
+            Event::InstanceDeregistered(e) => &e.key,
+            Event::InstanceOutOfService(e) => &e.key,
+            Event::InstanceRecovered(e) => &e.key,
+            Event::InstanceExpired(e) => &e.key,
+            Event::InstanceTakenOffline(e) => &e.key,
+            Event::InstanceBroughtOnline(e) => &e.key,
+            _ => return false,
+        };
+        state.note_version(key, version);
+        true
+    }
+
+    fn recall(
+        mesh: &crate::Mesh,
+        previous: Option<heartbeats::Heartbeats>,
+        now_ms: i64,
+    ) -> heartbeats::Heartbeats {
+        match previous {
+            Some(previous) => previous.rebuild(&mesh.instances, now_ms),
+            None => heartbeats::Heartbeats::new(&mesh.instances, now_ms),
+        }
+    }
+
+    fn remember(memory: &mut heartbeats::Heartbeats, event: &Event, _: &Meta) {
+        memory.follow(event);
+    }
+
+    fn due(
+        _: &InstanceState,
+        memory: &mut heartbeats::Heartbeats,
+        now_ms: i64,
+    ) -> Vec<InstanceCommand> {
+        memory.due(now_ms)
+    }
+
+    fn settle(memory: &mut heartbeats::Heartbeats, done: &[InstanceCommand]) {
+        memory.settle(done.iter().map(InstanceCommand::key));
+    }
 }
 
 impl Decider for Instances {

@@ -126,6 +126,26 @@ pub enum ResourceCommand {
 /// The resource decider.
 pub struct Resources;
 
+impl crate::Concept for Resources {
+    const NAME: &'static str = "resource";
+    type Memory = ();
+
+    fn folds(event: &Event) -> bool {
+        matches!(event, Event::ResourceApplied(_) | Event::ResourceDeleted(_))
+    }
+
+    fn note_version(state: &mut ResourceState, event: &Event, version: u64) -> bool {
+        match event {
+            Event::ResourceApplied(e) => state.note_version(&e.key, version),
+            Event::ResourceDeleted(e) => state.note_version(&e.key, version),
+            _ => return false,
+        }
+        true
+    }
+
+    fn recall(_: &crate::Mesh, _: Option<()>, _: i64) {}
+}
+
 impl Decider for Resources {
     type State = ResourceState;
     type Command = ResourceCommand;

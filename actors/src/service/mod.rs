@@ -123,6 +123,32 @@ pub enum ServiceCommand {
 /// The service decider.
 pub struct Services;
 
+impl crate::Concept for Services {
+    const NAME: &'static str = "service";
+    type Memory = ();
+
+    fn folds(event: &Event) -> bool {
+        matches!(
+            event,
+            Event::TenantApplied(_)
+                | Event::TenantDeleted(_)
+                | Event::ServiceApplied(_)
+                | Event::ServiceDeleted(_)
+                | Event::MeshControllerApplied(_)
+        )
+    }
+
+    fn note_version(state: &mut ServiceState, event: &Event, version: u64) -> bool {
+        let own = Self::folds(event);
+        if own {
+            state.version = version;
+        }
+        own
+    }
+
+    fn recall(_: &crate::Mesh, _: Option<()>, _: i64) {}
+}
+
 impl Decider for Services {
     type State = ServiceState;
     type Command = ServiceCommand;

@@ -98,3 +98,12 @@ fn yaml_documents(text: &str) -> Result<Vec<Value>, ApiError> {
     }
     Ok(docs)
 }
+
+/// Parse a JSON body (registry calls take JSON only).
+pub(crate) fn json_body(body: &[u8]) -> Result<Value, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Err(ApiError::invalid("(body)", "the request body is empty"));
+    }
+    serde_json::from_slice(body)
+        .map_err(|e| ApiError::invalid("(body)", format!("malformed JSON: {e}")))
+}

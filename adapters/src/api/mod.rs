@@ -4,14 +4,11 @@
 //! every state change goes through the dispatcher and the log.
 
 mod auth;
-mod body;
-mod easemesh;
-mod error;
-pub mod fence;
+pub(crate) mod body;
+pub(crate) mod error;
 mod history;
-mod registry;
 mod resources;
-mod respond;
+pub(crate) mod respond;
 mod rollback;
 
 use std::sync::Arc;
@@ -21,7 +18,6 @@ use actix_web::{web, HttpResponse};
 
 use crate::host::Dispatcher;
 use crate::metrics::Metrics;
-use crate::registry::LivenessTracker;
 pub use auth::Auth;
 pub use error::ApiError;
 
@@ -34,10 +30,8 @@ pub struct ApiState {
     pub metrics: Arc<Metrics>,
     pub auth: Auth,
     pub max_body_bytes: usize,
-    /// The in-memory heartbeat table (heartbeats never go through the log).
-    pub tracker: Arc<LivenessTracker>,
-    /// The fence's access-log intake; `None` when it is not running.
-    pub fence: Option<Arc<fence::FenceIo>>,
+    /// What the concepts' running I/O hands their routes (empty when it is not running).
+    pub io: crate::concepts::IoData,
     /// The snapshot directory (for states at past positions), when snapshots are kept.
     pub snapshots: Option<std::path::PathBuf>,
     /// The last state folded for a past position (`?at=`): a paged listing asks for the same
@@ -133,27 +127,6 @@ pub fn configure(state: web::Data<ApiState>) -> impl FnOnce(&mut web::ServiceCon
                             .default_service(web::to(method_not_allowed)),
                     )
                     .service(
-                        web::resource("/api/v1/fences")
-                            .get(fence::list)
-                            .default_service(web::to(method_not_allowed)),
-                    )
-                    .service(
-                        web::resource("/api/v1/fences/{namespace}/{name}")
-                            .get(fence::get)
-                            .default_service(web::to(method_not_allowed)),
-                    )
-                    .service(
-                        web::resource("/api/v1/fences/{namespace}/{name}/explain")
-                            .get(fence::explain)
-                            .default_service(web::to(method_not_allowed)),
-                    )
-                    .service(
-                        web::resource("/api/v1/accesslog")
-                            .get(fence::accesslog_stats)
-                            .post(fence::post_accesslog)
-                            .default_service(web::to(method_not_allowed)),
-                    )
-                    .service(
                         web::resource("/api/v1/rollback")
                             .post(rollback::rollback)
                             .default_service(web::to(method_not_allowed)),
@@ -163,103 +136,10 @@ pub fn configure(state: web::Data<ApiState>) -> impl FnOnce(&mut web::ServiceCon
                             .get(history::history)
                             .default_service(web::to(method_not_allowed)),
                     )
-                    .configure(registry_routes)
-                    .configure(easemesh_routes)
+                    .configure(crate::concepts::routes)
                     .default_service(web::to(not_found)),
             );
     }
-}
-
-/// meshplane's own registry API.
-fn registry_routes(cfg: &mut web::ServiceConfig) {
-    let instance = "/api/v1/registry/instances/{service}/{id}";
-    cfg.service(
-        web::resource("/api/v1/registry/instances")
-            .get(registry::list_instances)
-            .post(registry::register)
-            .default_service(web::to(method_not_allowed)),
-    )
-    .service(
-        web::resource(instance)
-            .get(registry::get_instance)
-            .delete(registry::deregister)
-            .default_service(web::to(method_not_allowed)),
-    )
-    .service(
-        web::resource(format!("{instance}/heartbeat"))
-            .put(registry::heartbeat)
-            .post(registry::heartbeat)
-            .default_service(web::to(method_not_allowed)),
-    )
-    .service(
-        web::resource(format!("{instance}/offline"))
-            .post(registry::offline)
-            .default_service(web::to(method_not_allowed)),
-    )
-    .service(
-        web::resource(format!("{instance}/online"))
-            .post(registry::online)
-            .default_service(web::to(method_not_allowed)),
-    )
-    .service(
-        web::resource("/api/v1/registry/heartbeats")
-            .post(registry::heartbeats)
-            .default_service(web::to(method_not_allowed)),
-    )
-    .service(
-        web::resource("/api/v1/registry/services/{name}/visible")
-            .get(registry::visible)
-            .default_service(web::to(method_not_allowed)),
-    )
-    .service(
-        web::resource("/api/v1/registry/{collection}")
-            .get(registry::list_catalog)
-            .default_service(web::to(method_not_allowed)),
-    )
-    .service(
-        web::resource("/api/v1/registry/{collection}/{name}")
-            .get(registry::get_catalog)
-            .default_service(web::to(method_not_allowed)),
-    );
-}
-
-/// EaseMesh's control-plane paths, under both `/apis/v1` and `/apis/v2` as Easegress serves
-/// them.
-fn easemesh_routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::resource("/apis/{version:v[12]}/mesh/serviceinstances")
-            .get(easemesh::list_instances)
-            .default_service(web::to(method_not_allowed)),
-    )
-    .service(
-        web::resource("/apis/{version:v[12]}/mesh/serviceinstances/{service}/{id}")
-            .get(easemesh::get_instance)
-            .delete(easemesh::offline_instance)
-            .default_service(web::to(method_not_allowed)),
-    )
-    .service(
-        web::resource(
-            "/apis/{version:v[12]}/mesh/services/{name}/{part:loadbalance|resilience|mock|tracings|metrics|outputserver}",
-        )
-        .get(easemesh::get_part)
-        .post(easemesh::create_part)
-        .put(easemesh::update_part)
-        .delete(easemesh::delete_part)
-        .default_service(web::to(method_not_allowed)),
-    )
-    .service(
-        web::resource("/apis/{version:v[12]}/mesh/{collection:tenants|services}")
-            .get(easemesh::list)
-            .post(easemesh::create)
-            .default_service(web::to(method_not_allowed)),
-    )
-    .service(
-        web::resource("/apis/{version:v[12]}/mesh/{collection:tenants|services}/{name}")
-            .get(easemesh::get)
-            .put(easemesh::update)
-            .delete(easemesh::delete)
-            .default_service(web::to(method_not_allowed)),
-    );
 }
 
 async fn readyz(state: web::Data<ApiState>) -> HttpResponse {
@@ -279,7 +159,7 @@ async fn not_found(req: actix_web::HttpRequest) -> HttpResponse {
     ApiError::not_found(format!("no route for {} {}", req.method(), req.path())).response()
 }
 
-async fn method_not_allowed(req: actix_web::HttpRequest) -> HttpResponse {
+pub(crate) async fn method_not_allowed(req: actix_web::HttpRequest) -> HttpResponse {
     ApiError::new(
         actix_web::http::StatusCode::METHOD_NOT_ALLOWED,
         "MethodNotAllowed",

@@ -47,7 +47,7 @@ async fn read_resources_at<R: Send + 'static>(
     match at {
         None => state
             .dispatcher
-            .read_resources(query)
+            .read::<actors::resource::Resources, _>(query)
             .await
             .map_err(|e| ApiError::dispatch(e, false)),
         Some(at) => {

@@ -8,9 +8,9 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 use serde_json::json;
 
+use super::body::json_body;
 use super::body::read_limited;
 use super::error::ApiError;
-use super::registry::json_body;
 use super::respond::respond;
 use super::ApiState;
 use crate::host::{state_at, DispatchError};

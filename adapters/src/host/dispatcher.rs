@@ -3,22 +3,20 @@
 
 use std::sync::{Arc, Mutex};
 
-use actix::{Actor, Addr, MailboxError};
-use actors::cluster::{Cluster, ClusterState};
-use actors::fence::{FenceState, Fences};
-use actors::instance::{InstanceState, Instances};
-use actors::mesh::{meta_of, Concept};
-use actors::resource::{ResourceState, Resources};
-use actors::service::{ServiceState, Services};
+use actix::MailboxError;
+use actors::mesh::meta_of;
+use actors::registry::ConceptSet;
 use actors::timeline::{self, Timeline};
-use actors::{Decision, Mesh, MeshCommand, Meta, Outcome, Rejection};
+use actors::{Decision, Mesh, MeshCommand, Meta, Outcome, Registered, Rejection};
 use events::schema::RolledBack;
 use events::{Event, EventStore, NewEvent, StoreError, StreamAppend, Transaction};
 use tokio::sync::{oneshot, watch};
 use uuid::Uuid;
 
-use super::actor::{ConceptActor, DecideAll, Deliver, Read, Replace, Sync};
+use super::actor::Read;
 use super::fold::{fold, StoreSource};
+use super::handle::{start_all, ActorHandle, Handle};
+use super::memory::{Memories, Memory};
 use crate::clock;
 use crate::error::Error;
 use crate::metrics::Metrics;
@@ -78,11 +76,10 @@ impl From<MailboxError> for DispatchError {
 #[derive(Clone)]
 pub struct Dispatcher {
     store: Arc<dyn EventStore>,
-    resources: Addr<ConceptActor<Resources>>,
-    services: Addr<ConceptActor<Services>>,
-    instances: Addr<ConceptActor<Instances>>,
-    fences: Addr<ConceptActor<Fences>>,
-    cluster: Addr<ConceptActor<Cluster>>,
+    /// Every concept's actor, in registry order (indexed by `ConceptId`).
+    actors: Arc<[Arc<dyn Handle>]>,
+    /// Every concept's memory beside the log.
+    memories: Memories,
     observers: Arc<[Arc<dyn Observer>]>,
     /// The rollbacks that shaped the delivered state.
     timeline: Arc<Mutex<Timeline>>,
@@ -102,31 +99,22 @@ impl Dispatcher {
         Self::start_from(store, metrics, mesh, Vec::new())
     }
 
-    /// Start from a mesh already folded from `store` up to `mesh.position`, with observers of
-    /// every event delivered after that. Must run inside an actix `System`.
+    /// Start from a mesh already folded from `store` up to `mesh.position`, with every
+    /// concept's memory recalled from it at `now_ms`, and observers of every event delivered
+    /// after that. Must run inside an actix `System`.
     pub fn start_from(
         store: Arc<dyn EventStore>,
         metrics: Arc<Metrics>,
-        mesh: Mesh,
+        mut mesh: Mesh,
         observers: Vec<Arc<dyn Observer>>,
     ) -> Result<Dispatcher, Error> {
         let position = mesh.position;
         let timeline = Arc::new(Mutex::new(mesh.timeline.clone()));
-        tracing::info!(
-            position,
-            resources = mesh.resources.resources.len(),
-            tenants = mesh.services.tenants.len(),
-            services = mesh.services.services.len(),
-            instances = mesh.instances.instances.len(),
-            fences = mesh.fences.fences.len(),
-            observed = mesh.cluster.objects.len(),
-            "folded the event log"
-        );
-        let resources = ConceptActor::<Resources>::new(mesh.resources, position).start();
-        let services = ConceptActor::<Services>::new(mesh.services, position).start();
-        let instances = ConceptActor::<Instances>::new(mesh.instances, position).start();
-        let fences = ConceptActor::<Fences>::new(mesh.fences, position).start();
-        let cluster = ConceptActor::<Cluster>::new(mesh.cluster, position).start();
+        tracing::info!(position, "folded the event log");
+        // The start-up grace of the memories counts from now, after the fold: a long fold
+        // must not eat into the time sidecars have to send their first heartbeat.
+        let memories = Memories::recall(&mesh, clock::now_ms());
+        let actors = start_all(&mut mesh).into();
         let (delivered_tx, delivered) = watch::channel(position);
         let failure = Arc::new(Mutex::new(None));
         metrics
@@ -137,11 +125,8 @@ impl Dispatcher {
             .store(store.head(), std::sync::atomic::Ordering::Relaxed);
         let dispatcher = Dispatcher {
             store,
-            resources,
-            services,
-            instances,
-            fences,
-            cluster,
+            actors,
+            memories,
             observers: observers.into(),
             timeline,
             delivered,
@@ -282,63 +267,36 @@ impl Dispatcher {
     /// until they agree).
     pub async fn mesh(&self) -> Result<Mesh, DispatchError> {
         loop {
-            let (resources, p1) = self.read_resources(|s, p| (s.clone(), p)).await?;
-            let (services, p2) = self.read_services(|s, p| (s.clone(), p)).await?;
-            let (instances, p3) = self.read_instances(|s, p| (s.clone(), p)).await?;
-            let (fences, p4) = self.read_fences(|s, p| (s.clone(), p)).await?;
-            let (cluster, p5) = self.read_cluster(|s, p| (s.clone(), p)).await?;
-            if p1 == p2 && p2 == p3 && p3 == p4 && p4 == p5 {
-                return Ok(Mesh {
-                    position: p1,
-                    resources,
-                    services,
-                    instances,
-                    fences,
-                    cluster,
-                    timeline: self.timeline(),
-                });
+            let mut mesh = Mesh::default();
+            let mut positions = Vec::with_capacity(self.actors.len());
+            for actor in self.actors.iter() {
+                let (into, position) = actor.snapshot().await?;
+                into(&mut mesh);
+                positions.push(position);
+            }
+            if positions.windows(2).all(|w| w[0] == w[1]) {
+                mesh.position = positions.first().copied().unwrap_or(0);
+                mesh.timeline = self.timeline();
+                return Ok(mesh);
             }
         }
     }
 
-    /// Run a read-only query on the resource concept's state.
-    pub async fn read_resources<R: Send + 'static>(
+    /// Run a read-only query on concept `C`'s state and the position it reflects.
+    pub async fn read<C: Registered, R: Send + 'static>(
         &self,
-        query: impl FnOnce(&ResourceState, u64) -> R + Send + 'static,
+        query: impl FnOnce(&C::State, u64) -> R + Send + 'static,
     ) -> Result<R, DispatchError> {
-        Ok(self.resources.send(Read(Box::new(query))).await?)
+        let handle = self.actors[C::ID as usize].as_any();
+        let handle = handle
+            .downcast_ref::<ActorHandle<C>>()
+            .unwrap_or_else(|| unreachable!("the actor of {} has its type", C::NAME));
+        Ok(handle.addr.send(Read(Box::new(query))).await?)
     }
 
-    /// Run a read-only query on the service concept's state (tenants, services, controller).
-    pub async fn read_services<R: Send + 'static>(
-        &self,
-        query: impl FnOnce(&ServiceState, u64) -> R + Send + 'static,
-    ) -> Result<R, DispatchError> {
-        Ok(self.services.send(Read(Box::new(query))).await?)
-    }
-
-    /// Run a read-only query on the instance concept's state.
-    pub async fn read_instances<R: Send + 'static>(
-        &self,
-        query: impl FnOnce(&InstanceState, u64) -> R + Send + 'static,
-    ) -> Result<R, DispatchError> {
-        Ok(self.instances.send(Read(Box::new(query))).await?)
-    }
-
-    /// Run a read-only query on the fence concept's state.
-    pub async fn read_fences<R: Send + 'static>(
-        &self,
-        query: impl FnOnce(&FenceState, u64) -> R + Send + 'static,
-    ) -> Result<R, DispatchError> {
-        Ok(self.fences.send(Read(Box::new(query))).await?)
-    }
-
-    /// Run a read-only query on the observed cluster's state.
-    pub async fn read_cluster<R: Send + 'static>(
-        &self,
-        query: impl FnOnce(&ClusterState, u64) -> R + Send + 'static,
-    ) -> Result<R, DispatchError> {
-        Ok(self.cluster.send(Read(Box::new(query))).await?)
+    /// Concept `C`'s memory beside the log.
+    pub fn memory<C: Registered>(&self) -> Arc<Memory<C>> {
+        self.memories.of::<C>()
     }
 
     /// Decide commands in order: each run of commands for one concept goes to its actor in
@@ -358,78 +316,8 @@ impl Dispatcher {
             let (this, next) = rest.split_at(run);
             rest = next;
             let seed = clock::fresh_seed();
-            let answers = match first {
-                MeshCommand::Resource(_) => {
-                    let commands = this.iter().filter_map(|c| match c {
-                        MeshCommand::Resource(c) => Some(c.clone()),
-                        _ => None,
-                    });
-                    let commands = commands.collect();
-                    self.resources
-                        .send(DecideAll {
-                            commands,
-                            now_ms,
-                            seed,
-                        })
-                        .await?
-                }
-                MeshCommand::Service(_) => {
-                    let commands = this.iter().filter_map(|c| match c {
-                        MeshCommand::Service(c) => Some(c.clone()),
-                        _ => None,
-                    });
-                    let commands = commands.collect();
-                    self.services
-                        .send(DecideAll {
-                            commands,
-                            now_ms,
-                            seed,
-                        })
-                        .await?
-                }
-                MeshCommand::Instance(_) => {
-                    let commands = this.iter().filter_map(|c| match c {
-                        MeshCommand::Instance(c) => Some(c.clone()),
-                        _ => None,
-                    });
-                    let commands = commands.collect();
-                    self.instances
-                        .send(DecideAll {
-                            commands,
-                            now_ms,
-                            seed,
-                        })
-                        .await?
-                }
-                MeshCommand::Fence(_) => {
-                    let commands = this.iter().filter_map(|c| match c {
-                        MeshCommand::Fence(c) => Some(c.clone()),
-                        _ => None,
-                    });
-                    let commands = commands.collect();
-                    self.fences
-                        .send(DecideAll {
-                            commands,
-                            now_ms,
-                            seed,
-                        })
-                        .await?
-                }
-                MeshCommand::Cluster(_) => {
-                    let commands = this.iter().filter_map(|c| match c {
-                        MeshCommand::Cluster(c) => Some(c.clone()),
-                        _ => None,
-                    });
-                    let commands = commands.collect();
-                    self.cluster
-                        .send(DecideAll {
-                            commands,
-                            now_ms,
-                            seed,
-                        })
-                        .await?
-                }
-            };
+            let actor = &self.actors[first.concept() as usize];
+            let answers = actor.decide_all(this, now_ms, seed).await?;
             let rejected = answers.last().is_some_and(Result::is_err);
             out.extend(answers);
             if rejected {
@@ -479,10 +367,12 @@ impl Dispatcher {
             let Some(last) = batch.last().map(|e| e.position) else {
                 continue;
             };
+            let mut remembered = Vec::with_capacity(batch.len());
             for envelope in &batch {
                 let event = envelope.decode()?;
                 let meta = meta_of(envelope);
                 if let Event::RolledBack(r) = &event {
+                    self.memories.remember(&std::mem::take(&mut remembered));
                     self.deliver_rollback(r.clone(), meta).await?;
                     continue;
                 }
@@ -490,28 +380,19 @@ impl Dispatcher {
                 for observer in self.observers.iter() {
                     observer.observe(&event, &meta);
                 }
-                for concept in Concept::of(&event) {
-                    let message = Deliver {
-                        event: event.clone(),
-                        meta,
-                    };
-                    match concept {
-                        Concept::Resource => self.resources.do_send(message),
-                        Concept::Service => self.services.do_send(message),
-                        Concept::Instance => self.instances.do_send(message),
-                        Concept::Fence => self.fences.do_send(message),
-                        Concept::Cluster => self.cluster.do_send(message),
-                    }
+                for id in ConceptSet::folding(&event).iter() {
+                    self.actors[id as usize].deliver(event.clone(), meta);
                 }
+                remembered.push((event, meta));
             }
+            self.memories.remember(&remembered);
+            drop(remembered);
             // Mailboxes are FIFO: once each actor answers Sync it has folded the whole batch.
             // Actors that folded nothing of the batch still advance their position.
             let host = |e: MailboxError| Error::Host(e.to_string());
-            self.resources.send(Sync(last)).await.map_err(host)?;
-            self.services.send(Sync(last)).await.map_err(host)?;
-            self.instances.send(Sync(last)).await.map_err(host)?;
-            self.fences.send(Sync(last)).await.map_err(host)?;
-            self.cluster.send(Sync(last)).await.map_err(host)?;
+            for actor in self.actors.iter() {
+                actor.sync(last).await.map_err(host)?;
+            }
             self.metrics
                 .delivered
                 .store(last, std::sync::atomic::Ordering::Relaxed);
@@ -543,28 +424,13 @@ impl Dispatcher {
         for observer in self.observers.iter() {
             observer.reset(&mesh);
         }
+        self.memories.reset(&mesh, clock::now_ms());
         *self.timeline.lock().expect("timeline lock") = mesh.timeline.clone();
         let position = mesh.position;
-        self.resources.do_send(Replace {
-            state: mesh.resources,
-            position,
-        });
-        self.services.do_send(Replace {
-            state: mesh.services,
-            position,
-        });
-        self.instances.do_send(Replace {
-            state: mesh.instances,
-            position,
-        });
-        self.fences.do_send(Replace {
-            state: mesh.fences,
-            position,
-        });
-        self.cluster.do_send(Replace {
-            state: mesh.cluster,
-            position,
-        });
+        let mut mesh = mesh;
+        for actor in self.actors.iter() {
+            actor.replace(&mut mesh, position);
+        }
         Ok(())
     }
 }

@@ -8,7 +8,12 @@
 mod actor;
 mod dispatcher;
 mod fold;
+mod handle;
+mod memory;
+pub mod timers;
 
 pub use actor::{ConceptActor, DecideAll, Deliver, Read, Replace, Sync};
 pub use dispatcher::{DispatchError, Dispatcher, Executed, Observer};
 pub use fold::{fold, fold_onto, state_at, StoreSource};
+pub use handle::{ActorHandle, Handle};
+pub use memory::{Memories, Memory};

@@ -11,8 +11,8 @@ use events::schema::ResourceKey;
 
 use super::apply::{Applier, SyncReport};
 use super::lease::Leadership;
-use crate::daemon::KubeChanges;
 use crate::desired;
+use crate::desired::KubeChanges;
 use crate::host::{DispatchError, Dispatcher};
 use crate::metrics::Metrics;
 
@@ -44,7 +44,7 @@ pub async fn observed_fence_uids(
     dispatcher: &Dispatcher,
 ) -> Result<HashMap<ResourceKey, String>, DispatchError> {
     dispatcher
-        .read_cluster(|s, _| {
+        .read::<actors::cluster::Cluster, _>(|s, _| {
             s.of_kind(actors::fence::SERVICE_FENCE_KIND)
                 .map(|(k, o)| (k.clone(), o.uid.clone()))
                 .collect()

@@ -2,13 +2,16 @@
 //! VirtualService sends reviews to reviews-v2 (and, now and then, to reviews-v3); new
 //! dependencies appear (productpage → ratings, reviews → details) and old ones go idle past
 //! the TTL. A SlimeBoot sets short `dependencyTtl`/`idleGrace`/`refreshWindow`, so ageing
-//! happens within a run. Sightings go to the fence as `Observe` commands, one per fence per
-//! step, as the access-log intake batches them; the daemon's monitor sweeps what
-//! `FenceState::due` says is due.
+//! happens within a run. Calls reach the daemon as the global sidecar's access-log entries
+//! (caller address, `inbound|9080||`, `details:9080`), attributed and normalised by the real
+//! `actors::fence::attribution` against the daemon's address table (from the applied
+//! Endpoints), then handed to the fence as `Observe` commands, one per fence per step, as the
+//! access-log intake batches them; the daemon's timers sweep what is due.
 
 use std::collections::BTreeMap;
 
-use actors::fence::{FenceCommand, Sighting};
+use actors::fence::attribution::{attribute, AccessLogEntry};
+use actors::fence::{FenceCommand, Fences, Sighting};
 use actors::MeshCommand;
 use events::schema::{FenceKey, Via};
 use rand::Rng;
@@ -27,13 +30,15 @@ const REROUTE: f64 = 0.003;
 /// Chance per step that an active call is seen in the access log.
 const SIGHTING: f64 = 0.3;
 
-fn host(service: &str) -> String {
-    format!("{service}.{NAMESPACE}.svc.cluster.local")
+/// The address of the pods of fence `i` (listed in its service's Endpoints).
+fn caller_ip(i: usize) -> String {
+    format!("10.2.0.{}", i + 1)
 }
 
 #[derive(Clone, Debug)]
 struct Call {
     from: usize,
+    /// The called service's short name, as the caller's requests name it.
     to: String,
     active: bool,
 }
@@ -52,7 +57,7 @@ impl FenceScenario {
         ];
         let call = |from, to: &str, active| Call {
             from,
-            to: host(to),
+            to: to.to_string(),
             active,
         };
         let calls = vec![
@@ -116,6 +121,11 @@ impl Scenario for FenceScenario {
             docs.push(service(name));
         }
         docs.push(self.virtual_service());
+        for (i, fence) in self.fences.iter().enumerate() {
+            docs.push(json!({"apiVersion": "v1", "kind": "Endpoints",
+                "metadata": {"name": fence.name, "namespace": fence.namespace},
+                "subsets": [{"addresses": [{"ip": caller_ip(i)}], "ports": [{"port": 9080}]}]}));
+        }
         for fence in &self.fences {
             docs.push(json!({"apiVersion": "microservice.slime.io/v1alpha1",
                 "kind": "ServiceFence",
@@ -127,26 +137,37 @@ impl Scenario for FenceScenario {
 
     fn act(&mut self, world: &mut World, healing: bool) {
         let now = world.now_ms;
-        let mut seen: BTreeMap<usize, Vec<Sighting>> = BTreeMap::new();
+        let mut entries = Vec::new();
         for call in &self.calls {
             if call.active && world.rng.random_bool(SIGHTING) {
-                let from = &self.fences[call.from];
-                seen.entry(call.from).or_default().push(Sighting {
-                    host: call.to.clone(),
-                    seen_at_ms: now,
-                    source: format!(
-                        "10.2.0.{} → {}/{}",
-                        call.from + 1,
-                        from.namespace,
-                        from.name
-                    ),
-                    raw: format!("{}:9080", call.to),
+                entries.push(AccessLogEntry {
+                    downstream_ip: caller_ip(call.from),
+                    upstream_cluster: "inbound|9080||".into(),
+                    authority: format!("{}:9080", call.to),
+                    source: None,
+                    start_time_ms: now,
                 });
             }
         }
+        let mut attributed = Vec::new();
+        if let Some(addresses) = world.memory_mut::<Fences>() {
+            for entry in &entries {
+                // An entry the rules skip is counted by the real intake; here it is dropped.
+                let _ = attribute(entry, addresses, &mut attributed);
+            }
+        }
+        let mut seen: BTreeMap<FenceKey, Vec<Sighting>> = BTreeMap::new();
+        for a in attributed {
+            seen.entry(a.fence).or_default().push(Sighting {
+                host: a.host,
+                seen_at_ms: now,
+                source: a.source,
+                raw: a.raw,
+            });
+        }
         for (fence, sightings) in seen {
             let command = FenceCommand::Observe {
-                fence: self.fences[fence].clone(),
+                fence,
                 via: Via::AccessLog,
                 sightings,
             };

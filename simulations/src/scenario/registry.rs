@@ -4,7 +4,8 @@
 
 use std::collections::BTreeMap;
 
-use actors::instance::{InstanceCommand, Registration};
+use actors::instance::heartbeats::Beat;
+use actors::instance::{InstanceCommand, Instances, Registration};
 use actors::MeshCommand;
 use events::schema::InstanceKey;
 use rand::Rng;
@@ -76,7 +77,7 @@ impl RegistryScenario {
         let key = self.instances[i].key.clone();
         // The daemon does not know it (expired, or its registration was lost in a crash):
         // the sidecar registers again, as EaseMesh's do.
-        if world.heartbeat(&key) == Some(false) {
+        if heartbeat(world, &key) == Some(false) {
             world.note(&format!("unknown:{key}"));
             self.register(world, i);
         }
@@ -192,4 +193,19 @@ impl Scenario for RegistryScenario {
             self.disrupt(world);
         }
     }
+}
+
+/// A sidecar's heartbeat, into the daemon's real heartbeat table (never through the log);
+/// false when the daemon does not know the instance, `None` while it is down.
+fn heartbeat(world: &mut World, key: &InstanceKey) -> Option<bool> {
+    let now = world.now_ms;
+    let beat = world
+        .memory_mut::<Instances>()?
+        .heartbeat(&key.service, &key.instance_id, now);
+    world.actions += 1;
+    let known = beat == Beat::Known;
+    if known {
+        world.contact.insert(key.clone(), now);
+    }
+    Some(known)
 }

@@ -329,6 +329,8 @@ impl ApplyPass<'_> {
                     }
                 }
                 DesiredItem::Status(r, value) => self.consider(r, value, true),
+                // Reported by the walk; never written.
+                DesiredItem::Unprojectable(..) => self.report.desired -= 1,
             }
         }
     }

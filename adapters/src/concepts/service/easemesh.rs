@@ -16,10 +16,9 @@ use events::schema::InstanceKey;
 use projections::registry::{service_value, tenant_value, InstanceSpecValue};
 use serde_json::Value;
 
-use super::body::read_limited;
-use super::error::ApiError;
-use super::registry::json_body;
-use super::ApiState;
+use crate::api::body::{json_body, read_limited};
+use crate::api::error::ApiError;
+use crate::api::ApiState;
 use crate::host::DispatchError;
 
 /// The reason recorded when an instance is taken offline through EaseMesh's DELETE.
@@ -50,7 +49,7 @@ pub async fn list(
     let kind = kind_of(&collection)?;
     let items = state
         .dispatcher
-        .read_services(move |s, _| -> Vec<Value> {
+        .read::<actors::service::Services, _>(move |s, _| -> Vec<Value> {
             match kind {
                 CatalogKind::Tenant => s
                     .tenants
@@ -80,7 +79,7 @@ pub async fn get(
     let lookup = name.clone();
     let found = state
         .dispatcher
-        .read_services(move |s, _| match kind {
+        .read::<actors::service::Services, _>(move |s, _| match kind {
             CatalogKind::Tenant => tenant_value(s, &lookup),
             _ => service_value(s, &lookup).map(|v| v.to_string()),
         })
@@ -168,7 +167,7 @@ async fn keep_metadata(state: &ApiState, item: &mut CatalogItem) -> Result<(), A
     let r = item.reference();
     let existing = state
         .dispatcher
-        .read_services(move |s, _| match r.kind {
+        .read::<actors::service::Services, _>(move |s, _| match r.kind {
             CatalogKind::Tenant => s
                 .tenants
                 .get(&r.name)
@@ -213,7 +212,7 @@ fn spec_json(state: &InstanceState, key: &InstanceKey) -> Option<String> {
 pub async fn list_instances(state: web::Data<ApiState>) -> Result<HttpResponse, ApiError> {
     let text = state
         .dispatcher
-        .read_instances(|s, _| {
+        .read::<actors::instance::Instances, _>(|s, _| {
             let items: Vec<InstanceSpecValue> = s
                 .instances
                 .iter()
@@ -236,7 +235,7 @@ pub async fn get_instance(
     let lookup = key.clone();
     let found = state
         .dispatcher
-        .read_instances(move |s, _| spec_json(s, &lookup))
+        .read::<actors::instance::Instances, _>(move |s, _| spec_json(s, &lookup))
         .await
         .map_err(|e| ApiError::dispatch(e, false))?;
     match found {
@@ -284,7 +283,9 @@ pub async fn get_part(
     let lookup = name.clone();
     let found = state
         .dispatcher
-        .read_services(move |s, _| s.services.get(&lookup).map(|svc| part.get(&svc.spec)))
+        .read::<actors::service::Services, _>(move |s, _| {
+            s.services.get(&lookup).map(|svc| part.get(&svc.spec))
+        })
         .await
         .map_err(|e| ApiError::dispatch(e, false))?;
     match found {

@@ -317,7 +317,7 @@ pub mod client {
         TcpAccessLogEntry,
     };
     pub use super::proto::{AccessLogServiceClient, HttpAccessLogEntry, StreamAccessLogsMessage};
-    use crate::fence::entry::SOURCE_HEADER;
+    use crate::concepts::fence::entry::SOURCE_HEADER;
 
     /// `(downstream_ip, upstream_cluster, authority, source)`.
     pub type SimpleEntry<'a> = (&'a str, &'a str, &'a str, Option<&'a str>);

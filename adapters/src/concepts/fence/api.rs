@@ -11,16 +11,15 @@ use std::sync::Arc;
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
-use actors::fence::{explain, Origin, SERVICE_FENCE_KIND};
-use actors::resource::ResourceState;
-use events::schema::{FenceKey, ResourceKey};
+use actors::fence::{explain, Origin};
+use events::schema::FenceKey;
 use serde_json::json;
 
-use super::body::read_limited;
-use super::error::ApiError;
-use super::respond::respond;
-use super::ApiState;
-use crate::fence::{jsonl, EntrySender, IntakeCounters};
+use super::{jsonl, EntrySender, IntakeCounters};
+use crate::api::body::read_limited;
+use crate::api::error::ApiError;
+use crate::api::respond::respond;
+use crate::api::ApiState;
 
 /// The fence's I/O the API hands entries to.
 pub struct FenceIo {
@@ -38,7 +37,7 @@ fn origin(o: &Origin) -> serde_json::Value {
 pub async fn list(req: HttpRequest, state: web::Data<ApiState>) -> Result<HttpResponse, ApiError> {
     let (items, position) = state
         .dispatcher
-        .read_fences(|s, position| {
+        .read::<actors::fence::Fences, _>(|s, position| {
             let items: Vec<_> = s
                 .fences
                 .iter()
@@ -76,37 +75,21 @@ pub async fn get(
     state: web::Data<ApiState>,
 ) -> Result<HttpResponse, ApiError> {
     let key = key_of(path.into_inner());
-    let rkey = ResourceKey::new(SERVICE_FENCE_KIND, &key.namespace, &key.name);
-    // The applied ServiceFence (if any) and the fence state, read at the same position.
-    let answer = loop {
-        let wanted = rkey.clone();
-        let (applied, p1) = state
-            .dispatcher
-            .read_resources(move |s, p| (s.get(&wanted).cloned().map(|r| (wanted, r)), p))
-            .await
-            .map_err(|e| ApiError::dispatch(e, false))?;
-        let wanted = key.clone();
-        let (answer, p2) = state
-            .dispatcher
-            .read_fences(move |fences, position| {
-                let mut resources = ResourceState::default();
-                resources.resources.extend(applied);
-                let answer = fences.get(&wanted).map(|view| {
-                    json!({
-                        "position": position,
-                        "origin": origin(&view.origin),
-                        "serviceFence": projections::fence::service_fence(fences, &resources, &wanted),
-                        "sidecar": projections::fence::sidecar(fences, &wanted),
-                    })
-                });
-                (answer, position)
+    let wanted = key.clone();
+    let answer = state
+        .dispatcher
+        .read::<actors::fence::Fences, _>(move |fences, position| {
+            fences.get(&wanted).map(|view| {
+                json!({
+                    "position": position,
+                    "origin": origin(&view.origin),
+                    "serviceFence": projections::fence::service_fence(fences, &wanted),
+                    "sidecar": projections::fence::sidecar(fences, &wanted),
+                })
             })
-            .await
-            .map_err(|e| ApiError::dispatch(e, false))?;
-        if p1 == p2 {
-            break answer;
-        }
-    };
+        })
+        .await
+        .map_err(|e| ApiError::dispatch(e, false))?;
     match answer {
         Some(body) => respond(&req, StatusCode::OK, &body),
         None => Err(ApiError::not_found(format!("no fence {key}"))),
@@ -122,7 +105,9 @@ pub async fn explain(
     let wanted = key.clone();
     let answer = state
         .dispatcher
-        .read_fences(move |s, position| explain::explain(s, &wanted).map(|hosts| (hosts, position)))
+        .read::<actors::fence::Fences, _>(move |s, position| {
+            explain::explain(s, &wanted).map(|hosts| (hosts, position))
+        })
         .await
         .map_err(|e| ApiError::dispatch(e, false))?;
     match answer {
@@ -141,7 +126,7 @@ pub async fn post_accesslog(
     state: web::Data<ApiState>,
 ) -> Result<HttpResponse, ApiError> {
     state.auth.check(&req)?;
-    let Some(fence) = &state.fence else {
+    let Some(fence) = state.io.get::<FenceIo>() else {
         return Err(ApiError::unavailable(
             "the access-log intake is not running",
         ));
@@ -169,7 +154,7 @@ pub async fn accesslog_stats(
     req: HttpRequest,
     state: web::Data<ApiState>,
 ) -> Result<HttpResponse, ApiError> {
-    let Some(fence) = &state.fence else {
+    let Some(fence) = state.io.get::<FenceIo>() else {
         return Err(ApiError::unavailable(
             "the access-log intake is not running",
         ));

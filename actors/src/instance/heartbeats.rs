@@ -1,23 +1,20 @@
-//! The in-memory heartbeat table.
+//! The heartbeat table: what the daemon knows of every registered instance's heartbeats, kept
+//! in memory beside the log (heartbeats never touch it) as the instance concept's
+//! [`Memory`](crate::Concept::Memory).
 //!
-//! Heartbeats never touch the log: a heartbeat is one hash-map update under a mutex. The table
-//! follows the log through the dispatcher's delivery observer (registrations add entries,
-//! removals drop them, transitions flip the `silent` mark), so it always describes the
-//! instances the log has, whoever appended the events.
+//! Pure and ordered: the daemon holds it behind a lock and feeds it the wall clock; the
+//! simulator feeds it a virtual clock. Both run this one copy, and the same `judge` rules the
+//! decider checks transitions against.
 
-#![allow(clippy::disallowed_types)] // HashMap: pure lookups; `due` sorts what it returns.
+use std::collections::BTreeMap;
 
-use std::collections::HashMap;
-use std::sync::Mutex;
-
-use crate::host::Observer;
-use actors::instance::liveness::{judge, Limits, Seen, Verdict};
-use actors::instance::{InstanceCommand, InstanceState};
-use actors::Meta;
 use events::schema::InstanceKey;
 use events::Event;
 
-#[derive(Clone, Copy, Debug)]
+use super::liveness::{judge, Limits, Seen, Verdict};
+use super::{InstanceCommand, InstanceState};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Tracked {
     seen: Seen,
     /// Set while the log has the instance out of service for silence: the last heartbeat that
@@ -27,24 +24,11 @@ struct Tracked {
     pending: bool,
 }
 
-struct Table {
-    entries: HashMap<InstanceKey, Tracked>,
+/// Heartbeats of every registered instance.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Heartbeats {
+    entries: BTreeMap<InstanceKey, Tracked>,
     limits: Limits,
-}
-
-/// Heartbeats of every registered instance, in memory.
-pub struct LivenessTracker {
-    table: Mutex<Table>,
-}
-
-impl Observer for LivenessTracker {
-    fn observe(&self, event: &Event, meta: &Meta) {
-        self.follow(event, meta);
-    }
-
-    fn reset(&self, mesh: &actors::Mesh) {
-        self.rebuild(&mesh.instances, crate::clock::now_ms());
-    }
 }
 
 /// What a heartbeat found.
@@ -56,7 +40,7 @@ pub enum Beat {
     Unknown,
 }
 
-impl LivenessTracker {
+impl Heartbeats {
     /// A table for the instances of `state`, watched from `started_ms`: every instance that is
     /// not silent gets the grace of a heartbeat at start-up, so nothing is marked out of
     /// service before 2 × the heartbeat interval has passed since the daemon started. Silent
@@ -84,22 +68,30 @@ impl LivenessTracker {
                 (key.clone(), tracked)
             })
             .collect();
-        LivenessTracker {
-            table: Mutex::new(Table {
-                entries,
-                limits: state.limits(),
-            }),
+        Heartbeats {
+            entries,
+            limits: state.limits(),
         }
     }
 
-    fn table(&self) -> std::sync::MutexGuard<'_, Table> {
-        // A panic while holding the lock leaves a consistent table (every update is a single
-        // assignment), so a poisoned lock is still usable.
-        self.table.lock().unwrap_or_else(|e| e.into_inner())
+    /// After a rollback: the table for the restored instances, keeping the heartbeats already
+    /// received from those still registered (a rollback does not silence a live sidecar).
+    pub fn rebuild(self, state: &InstanceState, now_ms: i64) -> Self {
+        let mut fresh = Heartbeats::new(state, now_ms);
+        for (key, tracked) in fresh.entries.iter_mut() {
+            if let Some(old) = self.entries.get(key) {
+                if old.seen.heartbeat_seen
+                    && old.seen.last_heartbeat_ms >= tracked.seen.last_heartbeat_ms
+                {
+                    tracked.seen = old.seen;
+                }
+            }
+        }
+        fresh
     }
 
     /// Record a heartbeat of `service/instance_id` at `now_ms`.
-    pub fn heartbeat(&self, service: &str, instance_id: &str, now_ms: i64) -> Beat {
+    pub fn heartbeat(&mut self, service: &str, instance_id: &str, now_ms: i64) -> Beat {
         if self.heartbeats([(service, instance_id)], now_ms).is_empty() {
             Beat::Known
         } else {
@@ -107,17 +99,16 @@ impl LivenessTracker {
         }
     }
 
-    /// Record many heartbeats under one lock; answers which were unknown.
+    /// Record many heartbeats; answers which were unknown.
     pub fn heartbeats<'a>(
-        &self,
+        &mut self,
         beats: impl IntoIterator<Item = (&'a str, &'a str)>,
         now_ms: i64,
     ) -> Vec<InstanceKey> {
         let mut unknown = Vec::new();
-        let mut table = self.table();
         for (service, instance_id) in beats {
             let key = InstanceKey::new(service, instance_id);
-            match table.entries.get_mut(&key) {
+            match self.entries.get_mut(&key) {
                 Some(t) => {
                     t.seen = Seen {
                         last_heartbeat_ms: t.seen.last_heartbeat_ms.max(now_ms),
@@ -132,47 +123,26 @@ impl LivenessTracker {
 
     /// The last heartbeat seen of an instance (real or the start-up grace), if registered.
     pub fn last_seen(&self, key: &InstanceKey) -> Option<Seen> {
-        self.table().entries.get(key).map(|t| t.seen)
+        self.entries.get(key).map(|t| t.seen)
     }
 
     pub fn len(&self) -> usize {
-        self.table().entries.len()
+        self.entries.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.len() == 0
+        self.entries.is_empty()
     }
 
-    /// After a rollback: the table for the restored instances, keeping the heartbeats already
-    /// received from those still registered (a rollback does not silence a live sidecar).
-    pub fn rebuild(&self, state: &InstanceState, now_ms: i64) {
-        let mut fresh = LivenessTracker::new(state, now_ms)
-            .table
-            .into_inner()
-            .unwrap_or_else(|e| e.into_inner());
-        let mut table = self.table();
-        for (key, tracked) in fresh.entries.iter_mut() {
-            if let Some(old) = table.entries.get(key) {
-                if old.seen.heartbeat_seen
-                    && old.seen.last_heartbeat_ms >= tracked.seen.last_heartbeat_ms
-                {
-                    tracked.seen = old.seen;
-                }
-            }
-        }
-        *table = fresh;
-    }
-
-    /// Follow the log (called for every delivered event, in order).
-    pub fn follow(&self, event: &Event, _meta: &Meta) {
-        let mut table = self.table();
+    /// Follow the log (called for every durable event, in order).
+    pub fn follow(&mut self, event: &Event) {
         match event {
             Event::InstanceRegistered(e) => {
                 let seen = Seen {
                     last_heartbeat_ms: e.registry_time_ms,
                     heartbeat_seen: true,
                 };
-                let entry = table.entries.entry(e.key.clone()).or_insert(Tracked {
+                let entry = self.entries.entry(e.key.clone()).or_insert(Tracked {
                     seen,
                     silent: None,
                     pending: false,
@@ -183,23 +153,23 @@ impl LivenessTracker {
                 entry.silent = None;
             }
             Event::InstanceDeregistered(e) => {
-                table.entries.remove(&e.key);
+                self.entries.remove(&e.key);
             }
             Event::InstanceExpired(e) => {
-                table.entries.remove(&e.key);
+                self.entries.remove(&e.key);
             }
             Event::InstanceOutOfService(e) => {
-                if let Some(t) = table.entries.get_mut(&e.key) {
+                if let Some(t) = self.entries.get_mut(&e.key) {
                     t.silent = Some(e.silence.last_heartbeat_ms);
                 }
             }
             Event::InstanceRecovered(e) => {
-                if let Some(t) = table.entries.get_mut(&e.key) {
+                if let Some(t) = self.entries.get_mut(&e.key) {
                     t.silent = None;
                 }
             }
             Event::MeshControllerApplied(e) => {
-                table.limits = Limits {
+                self.limits = Limits {
                     heartbeat_interval_ms: e.heartbeat_interval_ms,
                     dead_record_ms: e.dead_record_ms,
                 };
@@ -209,12 +179,11 @@ impl LivenessTracker {
     }
 
     /// The transitions due at `now_ms`, in key order, each marked pending until
-    /// [`LivenessTracker::settle`] so one transition is not decided twice.
-    pub fn due(&self, now_ms: i64) -> Vec<InstanceCommand> {
-        let mut table = self.table();
-        let limits = table.limits;
+    /// [`Heartbeats::settle`] so one transition is not decided twice.
+    pub fn due(&mut self, now_ms: i64) -> Vec<InstanceCommand> {
+        let limits = self.limits;
         let mut due: Vec<InstanceCommand> = Vec::new();
-        for (key, t) in table.entries.iter_mut() {
+        for (key, t) in self.entries.iter_mut() {
             if t.pending {
                 continue;
             }
@@ -233,15 +202,13 @@ impl LivenessTracker {
                 }
             });
         }
-        due.sort_by(|a, b| a.key().cmp(b.key()));
         due
     }
 
     /// The transitions for these instances are done (or abandoned): judge them again.
-    pub fn settle<'a>(&self, keys: impl IntoIterator<Item = &'a InstanceKey>) {
-        let mut table = self.table();
+    pub fn settle<'a>(&mut self, keys: impl IntoIterator<Item = &'a InstanceKey>) {
         for key in keys {
-            if let Some(t) = table.entries.get_mut(key) {
+            if let Some(t) = self.entries.get_mut(key) {
                 t.pending = false;
             }
         }
@@ -251,8 +218,8 @@ impl LivenessTracker {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use actors::instance::{Registration, Status};
-    use actors::{Ctx, Mesh, MeshCommand};
+    use crate::instance::{Registration, Status};
+    use crate::{Ctx, Mesh, MeshCommand, Meta};
     use serde_json::json;
 
     const T0: i64 = 1_795_305_600_000;
@@ -288,7 +255,7 @@ mod tests {
 
     /// Execute the due commands at `now` against the mesh, feeding the events back to the
     /// tracker as the dispatcher's delivery would.
-    fn run(tracker: &LivenessTracker, mesh: &mut Mesh, now: i64) -> Vec<String> {
+    fn run(tracker: &mut Heartbeats, mesh: &mut Mesh, now: i64) -> Vec<String> {
         let mut ctx = Ctx::new(now, 2);
         let due = tracker.due(now);
         let mut done = Vec::new();
@@ -304,7 +271,8 @@ mod tests {
                     stream_version: 0,
                     recorded_at_ms: now,
                 };
-                tracker.observe(e, &meta);
+                let _ = meta;
+                tracker.follow(e);
                 done.push(format!("{} {key}", e.event_type()));
             }
             tracker.settle([&key]);
@@ -315,14 +283,14 @@ mod tests {
     #[test]
     fn timing_with_a_controlled_clock() {
         let mut mesh = mesh();
-        let tracker = LivenessTracker::new(&mesh.instances, T0);
+        let mut tracker = Heartbeats::new(&mesh.instances, T0);
         // a heartbeats every second; b goes silent after T0.
         let mut t = T0;
         let mut trail = Vec::new();
         while t <= T0 + 3_000 {
             tracker.heartbeat("s", "a", t);
             trail.extend(
-                run(&tracker, &mut mesh, t)
+                run(&mut tracker, &mut mesh, t)
                     .into_iter()
                     .map(|e| format!("{t} {e}")),
             );
@@ -347,20 +315,20 @@ mod tests {
         // b's heartbeats resume: back up at the next tick.
         tracker.heartbeat("s", "b", T0 + 3_100);
         assert_eq!(
-            run(&tracker, &mut mesh, T0 + 3_250),
+            run(&mut tracker, &mut mesh, T0 + 3_250),
             ["instance.recovered s/b"]
         );
         assert_eq!(status(&mesh, "b"), Status::Up);
         // Nothing is decided twice while nothing changes.
         tracker.heartbeat("s", "a", T0 + 3_500);
         tracker.heartbeat("s", "b", T0 + 3_500);
-        assert!(run(&tracker, &mut mesh, T0 + 3_600).is_empty());
+        assert!(run(&mut tracker, &mut mesh, T0 + 3_600).is_empty());
     }
 
     #[test]
     fn offline_sticks_through_heartbeats() {
         let mut mesh = mesh();
-        let tracker = LivenessTracker::new(&mesh.instances, T0);
+        let mut tracker = Heartbeats::new(&mesh.instances, T0);
         let mut ctx = Ctx::new(T0, 3);
         let key = InstanceKey::new("s", "a");
         let d = mesh
@@ -373,20 +341,13 @@ mod tests {
             )
             .unwrap();
         for e in &d.events {
-            tracker.observe(
-                e,
-                &Meta {
-                    position: 0,
-                    stream_version: 0,
-                    recorded_at_ms: T0,
-                },
-            );
+            tracker.follow(e);
         }
         for step in 1..=40 {
             let now = T0 + step * 500;
             tracker.heartbeat("s", "a", now);
             tracker.heartbeat("s", "b", now);
-            assert!(run(&tracker, &mut mesh, now).is_empty(), "step {step}");
+            assert!(run(&mut tracker, &mut mesh, now).is_empty(), "step {step}");
             assert_eq!(
                 mesh.instances.get(&key).unwrap().status(),
                 Status::OutOfService
@@ -397,20 +358,20 @@ mod tests {
     #[test]
     fn a_restart_keeps_the_evidence_of_silent_instances() {
         let mut mesh = mesh();
-        let tracker = LivenessTracker::new(&mesh.instances, T0);
+        let mut tracker = Heartbeats::new(&mesh.instances, T0);
         tracker.heartbeat("s", "a", T0 + 20_000);
         // b goes silent at T0 and is marked out of service.
         assert_eq!(
-            run(&tracker, &mut mesh, T0 + 2_000),
+            run(&mut tracker, &mut mesh, T0 + 2_000),
             ["instance.out_of_service s/b"]
         );
         // The daemon restarts 25 s later: a (up) gets the start-up grace, b keeps its silence,
         // so it still expires 30 s after its last heartbeat, not 30 s after the restart.
-        let restarted = LivenessTracker::new(&mesh.instances, T0 + 25_000);
-        assert!(run(&restarted, &mut mesh, T0 + 26_000).is_empty());
+        let mut restarted = Heartbeats::new(&mesh.instances, T0 + 25_000);
+        assert!(run(&mut restarted, &mut mesh, T0 + 26_000).is_empty());
         restarted.heartbeat("s", "a", T0 + 29_500);
         assert_eq!(
-            run(&restarted, &mut mesh, T0 + 30_000),
+            run(&mut restarted, &mut mesh, T0 + 30_000),
             ["instance.expired s/b"]
         );
     }
@@ -418,10 +379,10 @@ mod tests {
     #[test]
     fn expired_instances_leave_the_table_and_unknown_heartbeats_are_reported() {
         let mut mesh = mesh();
-        let tracker = LivenessTracker::new(&mesh.instances, T0);
-        run(&tracker, &mut mesh, T0 + 2_000);
+        let mut tracker = Heartbeats::new(&mesh.instances, T0);
+        run(&mut tracker, &mut mesh, T0 + 2_000);
         assert_eq!(
-            run(&tracker, &mut mesh, T0 + 30_000),
+            run(&mut tracker, &mut mesh, T0 + 30_000),
             ["instance.expired s/a", "instance.expired s/b"]
         );
         assert!(tracker.is_empty());

@@ -4,22 +4,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-/// One HTTP access-log entry, as the intake needs it.
-#[derive(Clone, Debug, PartialEq, Eq, Default)]
-pub struct AccessLogEntry {
-    /// The caller's address (Envoy's `downstream_direct_remote_address`, falling back to
-    /// `downstream_remote_address`), without the port. Empty when the entry had none.
-    pub downstream_ip: String,
-    /// Envoy's upstream cluster, e.g. `inbound|9080||` for the global sidecar's inbound log.
-    pub upstream_cluster: String,
-    /// The request's `:authority` (Host), possibly with a port: `details:9080`.
-    pub authority: String,
-    /// An explicit caller, `namespace/service`, when the source named one (request header
-    /// `x-meshplane-source`, or the JSON field `source`). It wins over address attribution.
-    pub source: Option<String>,
-    /// When the request started, in Unix milliseconds (0 when the source did not say).
-    pub start_time_ms: i64,
-}
+pub use actors::fence::attribution::AccessLogEntry;
 
 /// Name of the request header a caller (or an Envoy filter) may set to name the source
 /// service explicitly, `namespace/service`.

@@ -1,13 +1,12 @@
-//! The fence monitor: on every tick, find the fences with ageing or deadlines due and sweep
-//! them, so idle dependencies, forgotten ones and passed deadlines become events with their
-//! evidence. Also keeps the intake and the Prometheus poller in step with the configuration.
+//! The fence's configuration follower: keeps the intake's refresh window and the Prometheus
+//! poller in step with the lazyload configuration in force. (Ageing and deadlines are the
+//! fence's timers, run by the host's generic timer loop like every concept's.)
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use actors::fence::config::{FenceConfig, MetricSource};
-use actors::fence::{FenceCommand, Sighting};
-use actors::MeshCommand;
+use actors::fence::Sighting;
 use events::schema::{FenceKey, Via};
 
 use super::intake::Intake;
@@ -15,28 +14,8 @@ use super::prometheus::{run_poller, FenceHosts, PrometheusSource};
 use crate::clock;
 use crate::host::{DispatchError, Dispatcher};
 
-/// Sweeps per atomic append.
-const BATCH: usize = 512;
 /// How often the Prometheus source is queried (Slime's ticker).
 pub const PROMETHEUS_INTERVAL: Duration = Duration::from_secs(10);
-
-/// Sweep every fence due at `now_ms`; returns how many were swept.
-pub async fn sweep_due(dispatcher: &Dispatcher, now_ms: i64) -> Result<usize, DispatchError> {
-    let due = dispatcher.read_fences(move |s, _| s.due(now_ms)).await?;
-    for chunk in due.chunks(BATCH) {
-        let commands = chunk
-            .iter()
-            .map(|fence| {
-                MeshCommand::Fence(FenceCommand::Sweep {
-                    fence: fence.clone(),
-                    now_ms,
-                })
-            })
-            .collect();
-        dispatcher.execute_all(commands).await?;
-    }
-    Ok(due.len())
-}
 
 /// Run the monitor until the dispatcher stops.
 pub async fn run_monitor(dispatcher: Dispatcher, intake: Arc<Intake>, tick: Duration) {
@@ -46,17 +25,8 @@ pub async fn run_monitor(dispatcher: Dispatcher, intake: Arc<Intake>, tick: Dura
     let mut poller: Option<(FenceConfig, actix_rt::task::JoinHandle<()>)> = None;
     loop {
         interval.tick().await;
-        match sweep_due(&dispatcher, clock::now_ms()).await {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(fences = n, "aged learned dependencies"),
-            Err(DispatchError::Stopped(why)) => {
-                tracing::warn!(%why, "fence monitor stopping");
-                return;
-            }
-            Err(e) => tracing::error!(error = %e, "fence sweep failed; retrying next tick"),
-        }
         let read = dispatcher
-            .read_fences(|s, _| {
+            .read::<actors::fence::Fences, _>(|s, _| {
                 let enabled = s
                     .fences
                     .iter()
@@ -66,8 +36,13 @@ pub async fn run_monitor(dispatcher: Dispatcher, intake: Arc<Intake>, tick: Dura
                 (s.config.clone(), enabled)
             })
             .await;
-        let Ok((config, enabled)) = read else {
-            continue;
+        let (config, enabled) = match read {
+            Ok(read) => read,
+            Err(DispatchError::Stopped(why)) => {
+                tracing::warn!(%why, "fence configuration follower stopping");
+                return;
+            }
+            Err(_) => continue,
         };
         intake.set_window(config.refresh_window_ms);
         *fences.lock().expect("fence list lock") = enabled;

@@ -18,22 +18,17 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use super::body::read_limited;
-use super::error::ApiError;
-use super::respond::{respond, wants_yaml};
-use super::ApiState;
+use crate::api::body::{json_body, read_limited};
+use crate::api::error::ApiError;
+use crate::api::respond::{respond, wants_yaml};
+use crate::api::ApiState;
 use crate::clock::{self, rfc3339};
-use crate::registry::liveness::Beat;
-use crate::registry::LivenessTracker;
+use crate::host::Memory;
+use actors::instance::heartbeats::{Beat, Heartbeats};
+use actors::instance::Instances;
 
-/// Parse a JSON body (registry calls take JSON only).
-pub(super) fn json_body(body: &[u8]) -> Result<Value, ApiError> {
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return Err(ApiError::invalid("(body)", "the request body is empty"));
-    }
-    serde_json::from_slice(body)
-        .map_err(|e| ApiError::invalid("(body)", format!("malformed JSON: {e}")))
-}
+/// The instance concept's memory: the heartbeat table.
+type Tracker = Memory<Instances>;
 
 /// An instance as the registry API shows it, borrowed from the state: a listing of 100,000
 /// instances is serialized straight into the response body, never built as a JSON tree.
@@ -76,13 +71,14 @@ struct SilenceView {
 impl<'a> InstanceView<'a> {
     pub(super) fn new(
         state: &'a InstanceState,
-        tracker: &LivenessTracker,
+        tracker: &Tracker,
         key: &'a InstanceKey,
         i: &'a Instance,
     ) -> Self {
         // The freshest heartbeat: the in-memory one when a real heartbeat arrived since start-up.
+        // One short lock per instance, so a long listing never holds heartbeats up.
         let last_heartbeat_ms = tracker
-            .last_seen(key)
+            .read(|h| h.last_seen(key))
             .filter(|s| s.heartbeat_seen)
             .map_or(i.last_heartbeat_ms, |s| {
                 s.last_heartbeat_ms.max(i.last_heartbeat_ms)
@@ -114,7 +110,7 @@ impl<'a> InstanceView<'a> {
 /// One page of matching instances, serialized one by one as a sequence.
 struct Page<'a> {
     state: &'a InstanceState,
-    tracker: &'a LivenessTracker,
+    tracker: &'a Tracker,
     items: Vec<(&'a InstanceKey, &'a Instance)>,
 }
 
@@ -151,11 +147,11 @@ fn status_code(outcome: Outcome) -> StatusCode {
 }
 
 async fn read_instance(state: &ApiState, key: InstanceKey) -> Result<Value, ApiError> {
-    let tracker = state.tracker.clone();
+    let tracker = state.dispatcher.memory::<Instances>();
     let lookup = key.clone();
     state
         .dispatcher
-        .read_instances(move |s, _| {
+        .read::<Instances, _>(move |s, _| {
             s.get(&lookup).map(|i| {
                 serde_json::to_value(InstanceView::new(s, &tracker, &lookup, i))
                     .expect("instance views serialize")
@@ -189,8 +185,9 @@ pub async fn register(
     let key = registration.key.clone();
     let outcome = execute_instance(&state, InstanceCommand::Register(registration)).await?;
     state
-        .tracker
-        .heartbeat(&key.service, &key.instance_id, clock::now_ms());
+        .dispatcher
+        .memory::<Instances>()
+        .write(|h| h.heartbeat(&key.service, &key.instance_id, clock::now_ms()));
     let view = read_instance(&state, key).await?;
     respond(&req, status_code(outcome), &view)
 }
@@ -297,7 +294,7 @@ pub async fn list_instances(
 ) -> Result<HttpResponse, ApiError> {
     let (filter, limit, at) = filter_of(&req)?;
     let yaml = wants_yaml(&req);
-    let render = move |s: &InstanceState, position: u64, tracker: &LivenessTracker| {
+    let render = move |s: &InstanceState, position: u64, tracker: &Tracker| {
         let mut items: Vec<_> = match limit {
             Some(n) => s.query(&filter).take(n + 1).collect(),
             None => s.query(&filter).collect(),
@@ -329,17 +326,17 @@ pub async fn list_instances(
     };
     let body = match at {
         None => {
-            let tracker = state.tracker.clone();
+            let tracker = state.dispatcher.memory::<Instances>();
             state
                 .dispatcher
-                .read_instances(move |s, position| render(s, position, &tracker))
+                .read::<Instances, _>(move |s, position| render(s, position, &tracker))
                 .await
                 .map_err(|e| ApiError::dispatch(e, false))?
         }
         Some(at) => {
             // At a past position the heartbeats are what the log recorded.
             let mesh = state.past(at).await?;
-            let tracker = LivenessTracker::new(&mesh.instances, 0);
+            let tracker = Tracker::new(Heartbeats::new(&mesh.instances, 0));
             render(&mesh.instances, mesh.position, &tracker)
         }
     }
@@ -378,7 +375,12 @@ pub async fn heartbeat(
 ) -> Result<HttpResponse, ApiError> {
     state.auth.check(&req)?;
     let (service, id) = path.into_inner();
-    match state.tracker.heartbeat(&service, &id, clock::now_ms()) {
+    let now = clock::now_ms();
+    let beat = state
+        .dispatcher
+        .memory::<Instances>()
+        .write(|h| h.heartbeat(&service, &id, now));
+    match beat {
         Beat::Known => {
             state
                 .metrics
@@ -415,13 +417,16 @@ pub async fn heartbeats(
         )
     })?;
     let total = beats.heartbeats.len();
-    let unknown = state.tracker.heartbeats(
-        beats
-            .heartbeats
-            .iter()
-            .map(|b| (b.service_name.as_ref(), b.instance_id.as_ref())),
-        clock::now_ms(),
-    );
+    let now = clock::now_ms();
+    let unknown = state.dispatcher.memory::<Instances>().write(|h| {
+        h.heartbeats(
+            beats
+                .heartbeats
+                .iter()
+                .map(|b| (b.service_name.as_ref(), b.instance_id.as_ref())),
+            now,
+        )
+    });
     let ordering = std::sync::atomic::Ordering::Relaxed;
     state
         .metrics
@@ -616,7 +621,7 @@ async fn read_services_at<R: Send + 'static>(
     match at {
         None => state
             .dispatcher
-            .read_services(query)
+            .read::<actors::service::Services, _>(query)
             .await
             .map_err(|e| ApiError::dispatch(e, false)),
         Some(at) => {
@@ -636,7 +641,7 @@ pub async fn visible(
     let lookup = name.clone();
     let visible = state
         .dispatcher
-        .read_services(move |s, _| {
+        .read::<actors::service::Services, _>(move |s, _| {
             visible_services(s, &lookup)
                 .map(|v| v.into_iter().map(str::to_string).collect::<Vec<_>>())
         })

@@ -1,0 +1,68 @@
+//! The contract every mesh concept implements, on top of [`Decider`].
+//!
+//! A concept declares, next to its own logic, everything the hubs need to host it: its name,
+//! which events it folds (its own, and those of other concepts it keeps a view of, declared by
+//! the reader the way linkerd2's indexes declare the kinds they index), how an undone event's
+//! stream version is kept, and what its timers decide. The hubs (the mesh, the daemon's
+//! dispatcher and monitors, the simulator) loop over the registry ([`crate::registry`]) and
+//! never name a concept.
+
+use events::Event;
+use serde::Serialize;
+
+use crate::decider::{Decider, Meta};
+
+/// A mesh concept: a pure decider plus what the hubs need to host it.
+pub trait Concept:
+    Decider<
+        State: Clone + PartialEq + std::fmt::Debug + Serialize + Send + Sync + Unpin + 'static,
+        Command: Clone + std::fmt::Debug + Send + 'static,
+    > + Sized
+    + 'static
+{
+    /// The concept's name in digests, metrics and logs (`fence`).
+    const NAME: &'static str;
+
+    /// How often the daemon runs the concept's timers ([`Concept::due`]), in milliseconds;
+    /// 0 when it has none. Bounds how late a due transition is noticed.
+    const TICK_MS: u64 = 0;
+
+    /// Due commands per atomic append.
+    const DUE_BATCH: usize = 512;
+
+    /// What the daemon keeps for this concept in memory beside the log, never in it (heartbeats,
+    /// the address table of callers): rebuilt from the state at every start and rollback, kept
+    /// in step with the log by [`Concept::remember`]. `()` for most concepts.
+    type Memory: Send + Sync + 'static;
+
+    /// Whether the concept folds `event`: its own events, and the events of other concepts it
+    /// keeps a view of. Decides the fold's routing; must be cheap (it runs for every event).
+    fn folds(event: &Event) -> bool;
+
+    /// Record that the stream of one of its own events reached `version`, without folding the
+    /// event's content (an event a rollback undid: its stream version stays a fact of the log,
+    /// so the next append expects it). Returns whether the event is the concept's own.
+    fn note_version(state: &mut Self::State, event: &Event, version: u64) -> bool;
+
+    /// The memory for `mesh` after a start (or rollback) at `now_ms`, keeping what `previous`
+    /// knew that still holds (a rollback must not silence a live sidecar).
+    fn recall(mesh: &crate::Mesh, previous: Option<Self::Memory>, now_ms: i64) -> Self::Memory;
+
+    /// Follow the log: called with every durable event, in order, after the state folded it.
+    fn remember(_memory: &mut Self::Memory, _event: &Event, _meta: &Meta) {}
+
+    /// The commands the concept's timers produce at `now_ms` (liveness transitions, ageing),
+    /// in a defined order. Each returned command is marked pending in the memory until
+    /// [`Concept::settle`], so one transition is not decided twice.
+    fn due(_state: &Self::State, _memory: &mut Self::Memory, _now_ms: i64) -> Vec<Self::Command> {
+        Vec::new()
+    }
+
+    /// The due commands were executed (or abandoned): judge them again from now on.
+    fn settle(_memory: &mut Self::Memory, _done: &[Self::Command]) {}
+
+    /// The hex SHA-256 the replay digest and the simulator's trace record for this state.
+    fn digest(state: &Self::State) -> String {
+        crate::mesh::digest_of(state)
+    }
+}
