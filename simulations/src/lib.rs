@@ -295,6 +295,18 @@ fn operator_rollback(world: &mut World, set_up: u64) {
     world.note(&format!("ROLLBACK to={to} {outcome}"));
 }
 
+/// The checks after every step: every concept's, then each scenario's own.
+fn after_step(
+    world: &mut World,
+    scenarios: &mut [Box<dyn Scenario>],
+) -> Result<(), world::Failure> {
+    invariants::after_step(world)?;
+    for s in scenarios.iter_mut() {
+        s.check(world)?;
+    }
+    Ok(())
+}
+
 fn drive(
     config: &SimConfig,
     world: &mut World,
@@ -310,7 +322,7 @@ fn drive(
     for _ in 0..config.steps {
         world.step(scenarios, false);
         operator_rollback(world, set_up);
-        invariants::after_step(world)?;
+        after_step(world, scenarios)?;
         if world.step.is_multiple_of(REFOLD_EVERY) {
             invariants::refold_equals_state(world)?;
         }
@@ -320,7 +332,7 @@ fn drive(
     let mut last = String::new();
     for n in 1..=CONVERGENCE_STEPS {
         world.step(scenarios, true);
-        invariants::after_step(world)?;
+        after_step(world, scenarios)?;
         match invariants::converged(world) {
             Ok(()) => {
                 *converged_after = Some(n);
@@ -532,7 +544,7 @@ mod tests {
     fn an_egress_host_without_its_evidence_is_caught() {
         let mut world = settled_world();
         let mesh = world.daemon.as_ref().unwrap().mesh.clone();
-        invariants::egress_explainable(&world, &mesh).unwrap();
+        scenario::fence::invariants::egress_explainable(&world, &mesh).unwrap();
         // Point a learned dependency at an event that did not learn it.
         let mut tampered = mesh.clone();
         let deps = tampered
@@ -542,11 +554,11 @@ mod tests {
             .next()
             .expect("learned");
         deps.values_mut().next().unwrap().learned_position = 1;
-        let f = invariants::egress_explainable(&world, &tampered).unwrap_err();
+        let f = scenario::fence::invariants::egress_explainable(&world, &tampered).unwrap_err();
         assert_eq!(f.invariant, "egress_explainable", "{}", f.message);
         // A log that lost the learning event.
         world.log.truncate_for_test(2);
-        assert!(invariants::egress_explainable(&world, &mesh).is_err());
+        assert!(scenario::fence::invariants::egress_explainable(&world, &mesh).is_err());
     }
 
     #[test]

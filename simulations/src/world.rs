@@ -12,7 +12,6 @@ use std::fmt::Write as _;
 
 use actors::registry::{visit_concept, ConceptSet, ConceptVisitor};
 use actors::{Ctx, Decision, Mesh, MeshCommand, Registered, Rejection};
-use events::schema::InstanceKey;
 use events::Event;
 use projections::{KubeObject, ObjectRef};
 use rand::{Rng, RngCore, SeedableRng};
@@ -109,9 +108,6 @@ pub struct World {
     pub restart_at_ms: i64,
     pub kube: SimKube,
     pub etcd: SimEtcd,
-    /// When the daemon last heard from each instance (heartbeat or registration): the world's
-    /// truth the liveness invariant compares the log with.
-    pub contact: BTreeMap<InstanceKey, i64>,
     pub crashes: u64,
     pub events: u64,
     /// Simulated actions: heartbeats, sightings, commands, writes, faults.
@@ -144,7 +140,6 @@ impl World {
             restart_at_ms: 0,
             kube: SimKube::default(),
             etcd: SimEtcd::default(),
-            contact: BTreeMap::new(),
             crashes: 0,
             events: 0,
             actions: 0,

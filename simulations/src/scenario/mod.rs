@@ -15,6 +15,12 @@ pub trait Scenario {
     /// Apply the scenario's documents (through the real deciders and the log).
     fn setup(&mut self, world: &mut World) -> Result<(), Failure>;
 
+    /// The concept's own invariants, after every step, against the world's truth the
+    /// scenario holds (when it last heard from an instance, ...).
+    fn check(&mut self, _world: &mut World) -> Result<(), Failure> {
+        Ok(())
+    }
+
     /// Act at the world's current time. `healing`: the liveness phase (no new disruptions;
     /// the background keeps going: heartbeats, steady traffic).
     fn act(&mut self, world: &mut World, healing: bool);

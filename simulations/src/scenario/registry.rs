@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use actors::instance::heartbeats::Beat;
 use actors::instance::{InstanceCommand, Instances, Registration};
-use actors::MeshCommand;
+use actors::{Mesh, MeshCommand};
 use events::schema::InstanceKey;
 use rand::Rng;
 use serde_json::json;
@@ -38,6 +38,9 @@ struct SimInstance {
 
 pub struct RegistryScenario {
     instances: Vec<SimInstance>,
+    /// When the daemon last heard from each instance (heartbeat or registration): the world's
+    /// truth the liveness invariant compares the log with.
+    contact: BTreeMap<InstanceKey, i64>,
 }
 
 impl RegistryScenario {
@@ -54,7 +57,10 @@ impl RegistryScenario {
                 });
             }
         }
-        RegistryScenario { instances }
+        RegistryScenario {
+            instances,
+            contact: BTreeMap::new(),
+        }
     }
 
     fn register(&mut self, world: &mut World, i: usize) {
@@ -69,7 +75,7 @@ impl RegistryScenario {
         let command = MeshCommand::Instance(InstanceCommand::Register(registration));
         let key = inst.key.clone();
         if world.execute(command).is_ok() {
-            world.contact.insert(key, world.now_ms);
+            self.contact.insert(key, world.now_ms);
         }
     }
 
@@ -77,7 +83,7 @@ impl RegistryScenario {
         let key = self.instances[i].key.clone();
         // The daemon does not know it (expired, or its registration was lost in a crash):
         // the sidecar registers again, as EaseMesh's do.
-        if heartbeat(world, &key) == Some(false) {
+        if heartbeat(world, &mut self.contact, &key) == Some(false) {
             world.note(&format!("unknown:{key}"));
             self.register(world, i);
         }
@@ -144,6 +150,16 @@ impl Default for RegistryScenario {
 }
 
 impl Scenario for RegistryScenario {
+    fn check(&mut self, world: &mut World) -> Result<(), Failure> {
+        let Some(daemon) = world.daemon.as_ref() else {
+            return Ok(());
+        };
+        let Some(tick) = daemon.last_tick_ms else {
+            return Ok(());
+        };
+        instance_up_has_heartbeat(&self.contact, &daemon.mesh, daemon.started_ms, tick)
+    }
+
     fn name(&self) -> &'static str {
         "registry"
     }
@@ -197,7 +213,11 @@ impl Scenario for RegistryScenario {
 
 /// A sidecar's heartbeat, into the daemon's real heartbeat table (never through the log);
 /// false when the daemon does not know the instance, `None` while it is down.
-fn heartbeat(world: &mut World, key: &InstanceKey) -> Option<bool> {
+fn heartbeat(
+    world: &mut World,
+    contact: &mut BTreeMap<InstanceKey, i64>,
+    key: &InstanceKey,
+) -> Option<bool> {
     let now = world.now_ms;
     let beat = world
         .memory_mut::<Instances>()?
@@ -205,7 +225,37 @@ fn heartbeat(world: &mut World, key: &InstanceKey) -> Option<bool> {
     world.actions += 1;
     let known = beat == Beat::Known;
     if known {
-        world.contact.insert(key.clone(), now);
+        contact.insert(key.clone(), now);
     }
     Some(known)
+}
+
+/// `instance_up_has_heartbeat`: no instance is UP unless the daemon heard from it (or
+/// started) within 2 × the heartbeat interval before the timers' last tick.
+fn instance_up_has_heartbeat(
+    contact: &BTreeMap<InstanceKey, i64>,
+    mesh: &Mesh,
+    started_ms: i64,
+    tick_ms: i64,
+) -> Result<(), Failure> {
+    let timeout = 2 * mesh.instances.heartbeat_interval_ms as i64;
+    for (key, instance) in &mesh.instances.instances {
+        if instance.silence.is_some() || instance.offline.is_some() {
+            continue;
+        }
+        let heard = contact.get(key).copied().unwrap_or(i64::MIN);
+        let last = heard.max(started_ms);
+        if last + timeout <= tick_ms {
+            return Err(Failure::new(
+                "instance_up_has_heartbeat",
+                format!(
+                    "{key} is UP but the daemon last heard from it at t={} (started t={}), more than {timeout} ms before the monitor's tick at t={}",
+                    last - crate::world::T0_MS,
+                    started_ms - crate::world::T0_MS,
+                    tick_ms - crate::world::T0_MS
+                ),
+            ));
+        }
+    }
+    Ok(())
 }

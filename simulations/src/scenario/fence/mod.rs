@@ -17,6 +17,8 @@ use events::schema::{FenceKey, Via};
 use rand::Rng;
 use serde_json::{json, Value};
 
+pub mod invariants;
+
 use super::{apply_documents, Scenario};
 use crate::world::{Failure, World};
 
@@ -96,6 +98,10 @@ fn service(name: &str) -> Value {
 }
 
 impl Scenario for FenceScenario {
+    fn check(&mut self, world: &mut World) -> Result<(), Failure> {
+        invariants::check(world)
+    }
+
     fn name(&self) -> &'static str {
         "fence"
     }
