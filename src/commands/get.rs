@@ -7,7 +7,7 @@ use actors::resource::kinds;
 
 use crate::cli::{GetArgs, OutputFormat};
 use crate::client::{resource_path, Client};
-use crate::commands::print;
+use crate::commands::{objects_of, print};
 use crate::commands::registry::{self, RegistryKind};
 use crate::config;
 use crate::output;
@@ -24,20 +24,6 @@ pub fn namespace_for(kind: &str, namespace: Option<&str>, all_namespaces: bool) 
             .unwrap_or(actors::resource::manifest::DEFAULT_NAMESPACE)
             .to_string(),
     )
-}
-
-/// The objects of an answer: the one object asked for by name, or a list's items.
-pub fn objects_of(answer: Value, named: bool) -> Vec<Value> {
-    if named {
-        return vec![answer];
-    }
-    match answer {
-        Value::Object(mut map) => match map.remove("items") {
-            Some(Value::Array(items)) => items,
-            _ => Vec::new(),
-        },
-        _ => Vec::new(),
-    }
 }
 
 pub fn run(args: GetArgs) -> Result<()> {

@@ -56,3 +56,17 @@ pub fn progress_bar(len: u64, template: &str) -> indicatif::ProgressBar {
     bar.set_style(indicatif::ProgressStyle::with_template(template).expect("a valid template"));
     bar
 }
+
+/// The objects of an answer: the one object asked for by name, or a list's items.
+pub fn objects_of(answer: serde_json::Value, named: bool) -> Vec<serde_json::Value> {
+    if named {
+        return vec![answer];
+    }
+    match answer {
+        serde_json::Value::Object(mut map) => match map.remove("items") {
+            Some(serde_json::Value::Array(items)) => items,
+            _ => Vec::new(),
+        },
+        _ => Vec::new(),
+    }
+}

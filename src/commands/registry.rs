@@ -7,8 +7,7 @@ use serde_json::Value;
 
 use crate::cli::{GetArgs, InstanceFilterArgs, OutputFormat};
 use crate::client::Client;
-use crate::commands::get::objects_of;
-use crate::commands::print;
+use crate::commands::{objects_of, print};
 use crate::output::{self, align, human_age, parse_rfc3339_ms, scalar};
 
 /// A registry kind as named on the command line.
