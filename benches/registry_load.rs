@@ -3,7 +3,8 @@
 //!
 //! `cargo bench --bench registry_load` (plain `main`, no criterion). Environment:
 //! `MESHPLANE_BENCH_INSTANCES` (default 100000), `MESHPLANE_BENCH_SECONDS` (steady-state window,
-//! default 30, rounded up to whole 5 s heartbeat periods).
+//! default 30, rounded up to whole 5 s heartbeat periods), `MESHPLANE_BENCH_BIN` (the daemon to
+//! run; default this build's).
 //!
 //! Phases, each printing plain figure lines:
 //! 1. catalog: a MeshController (heartbeatInterval 5s), one tenant, 1,000 services;
@@ -36,7 +37,11 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-const BIN: &str = env!("CARGO_BIN_EXE_meshplane");
+/// The daemon under test: this build's, or `MESHPLANE_BENCH_BIN` (e.g. an earlier commit's
+/// release binary, to compare two builds on the same machine in the same session).
+fn bin() -> String {
+    std::env::var("MESHPLANE_BENCH_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_meshplane").into())
+}
 const SERVICES: usize = 1000;
 const TENANT: &str = "bench";
 const INTERVAL: Duration = Duration::from_secs(5);
@@ -90,7 +95,7 @@ impl Daemon {
             .port();
         let log = dir.path().join("daemon.log");
         let out = fs::File::create(&log).expect("daemon log");
-        let mut command = Command::new(BIN);
+        let mut command = Command::new(bin());
         for var in [
             "MESHPLANE_TOKEN",
             "MESHPLANE_DATA",
@@ -161,7 +166,7 @@ impl Daemon {
         let _ = self.child.kill();
         let _ = self.child.wait();
         let out = self.data.with_file_name("log.jsonl");
-        let status = Command::new(BIN)
+        let status = Command::new(bin())
             .args(["--log-level", "warn", "log", "export", "--data"])
             .arg(&self.data)
             .arg("-o")
@@ -834,7 +839,7 @@ fn main() {
         commas(target_rate as u64),
         window_periods as u64 * INTERVAL.as_secs()
     );
-    println!("binary: {BIN}");
+    println!("binary: {}", bin());
 
     let mut daemon = Daemon::start();
     let url = daemon.url.clone();
