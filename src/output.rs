@@ -3,6 +3,8 @@
 use anyhow::Result;
 use serde_json::Value;
 
+use actors::kinds::Column;
+
 use crate::cli::OutputFormat;
 
 /// Render a value (one object, or a `List`) as YAML or JSON.
@@ -23,7 +25,7 @@ pub fn render_table(kind: &str, objects: &[Value], with_namespace: bool, now_ms:
         header.push("NAMESPACE".into());
     }
     header.push("NAME".into());
-    header.extend(extra.iter().map(|(title, _)| title.to_string()));
+    header.extend(extra.iter().map(|column| column.title.to_string()));
     header.extend(["GENERATION", "POSITION", "AGE"].map(String::from));
     let mut rows = vec![header];
     for object in objects {
@@ -39,7 +41,7 @@ pub fn render_table(kind: &str, objects: &[Value], with_namespace: bool, now_ms:
             row.push(text("namespace"));
         }
         row.push(text("name"));
-        row.extend(extra.iter().map(|(_, column)| column(object)));
+        row.extend(extra.iter().map(|column| (column.value)(object)));
         row.push(text("generation"));
         row.push(text("resourceVersion"));
         let age = metadata
@@ -54,77 +56,9 @@ pub fn render_table(kind: &str, objects: &[Value], with_namespace: bool, now_ms:
     align(&rows)
 }
 
-type Column = fn(&Value) -> String;
-
-/// Columns worth seeing per kind.
-fn extra_columns(kind: &str) -> Vec<(&'static str, Column)> {
-    match kind {
-        "ConfigMap" => vec![("DATA", configmap_data)],
-        "Service" => vec![("TYPE", service_type), ("PORTS", service_ports)],
-        "Deployment" | "StatefulSet" => vec![("REPLICAS", replicas), ("IMAGES", images)],
-        _ => Vec::new(),
-    }
-}
-
-fn configmap_data(object: &Value) -> String {
-    let count = |key: &str| {
-        object
-            .get(key)
-            .and_then(Value::as_object)
-            .map_or(0, |m| m.len())
-    };
-    (count("data") + count("binaryData")).to_string()
-}
-
-fn service_type(object: &Value) -> String {
-    object
-        .pointer("/spec/type")
-        .and_then(Value::as_str)
-        .unwrap_or("ClusterIP")
-        .to_string()
-}
-
-fn service_ports(object: &Value) -> String {
-    let ports: Vec<String> = object
-        .pointer("/spec/ports")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .map(|p| {
-            let protocol = p.get("protocol").and_then(Value::as_str).unwrap_or("TCP");
-            format!(
-                "{}/{protocol}",
-                p.get("port").map(scalar).unwrap_or_default()
-            )
-        })
-        .collect();
-    if ports.is_empty() {
-        "<none>".into()
-    } else {
-        ports.join(",")
-    }
-}
-
-fn replicas(object: &Value) -> String {
-    object
-        .pointer("/spec/replicas")
-        .map(scalar)
-        .unwrap_or_else(|| "1".into())
-}
-
-fn images(object: &Value) -> String {
-    let images: Vec<String> = object
-        .pointer("/spec/template/spec/containers")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(|c| c.get("image").and_then(Value::as_str).map(str::to_string))
-        .collect();
-    if images.is_empty() {
-        "<none>".into()
-    } else {
-        images.join(",")
-    }
+/// The kind's own columns, as the kind table declares them.
+fn extra_columns(kind: &str) -> &'static [Column] {
+    actors::kinds::get(kind).map_or(&[], |k| k.columns)
 }
 
 pub(crate) fn scalar(value: &Value) -> String {

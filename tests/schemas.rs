@@ -1,6 +1,6 @@
 //! Every object meshplane generates is valid for Kubernetes.
 //!
-//! A mesh exercising every projection (a resource of every kind in `KINDS`, a manual fence
+//! A mesh exercising every projection (a resource of every kind `apply` accepts, a manual fence
 //! with static, deadline, namespace and selector domains plus learned ones, auto-created fences,
 //! a SlimeBoot so the fallback EnvoyFilter renders, and the EaseMesh registry) is projected;
 //! every desired Kubernetes object, the CRDs (`meshplane crds`) and the installation
@@ -24,7 +24,6 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use actors::fence::{FenceCommand, Sighting};
-use actors::resource::kinds::KINDS;
 use actors::{Ctx, Mesh, MeshCommand};
 use events::schema::{FenceKey, Via};
 use projections::KubeObject;
@@ -96,7 +95,7 @@ fn documents() -> Vec<Value> {
 
 fn mesh() -> Mesh {
     let docs = documents();
-    for kind in KINDS {
+    for kind in actors::kinds::applied() {
         assert!(
             docs.iter().any(|d| d["kind"] == kind.kind
                 && kind

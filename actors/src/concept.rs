@@ -1,9 +1,9 @@
 //! The contract every mesh concept implements, on top of [`Decider`].
 //!
 //! A concept declares, next to its own logic, everything the hubs need to host it: its name,
-//! which events it folds (its own, and those of other concepts it keeps a view of, declared by
-//! the reader the way linkerd2's indexes declare the kinds they index), how an undone event's
-//! stream version is kept, and what its timers decide. The hubs (the mesh, the daemon's
+//! the Kubernetes kinds it owns, which events it folds (its own, and those of other concepts it
+//! keeps a view of, declared by the reader the way linkerd2's indexes declare the kinds they
+//! index), how an undone event's stream version is kept, and what its timers decide. The hubs (the mesh, the daemon's
 //! dispatcher and monitors, the simulator) loop over the registry ([`crate::registry`]) and
 //! never name a concept.
 
@@ -11,6 +11,7 @@ use events::Event;
 use serde::Serialize;
 
 use crate::decider::{Decider, Meta};
+use crate::kinds::KindSpec;
 
 /// A mesh concept: a pure decider plus what the hubs need to host it.
 pub trait Concept:
@@ -29,6 +30,11 @@ pub trait Concept:
 
     /// Due commands per atomic append.
     const DUE_BATCH: usize = 512;
+
+    /// The Kubernetes kinds the concept owns, with everything meshplane does with each (see
+    /// [`crate::kinds`], the table assembled from every concept's). Empty for a concept that
+    /// reads or writes no Kubernetes object.
+    const KINDS: &'static [KindSpec] = &[];
 
     /// What the daemon keeps for this concept in memory beside the log, never in it (heartbeats,
     /// the address table of callers): rebuilt from the state at every start and rollback, kept

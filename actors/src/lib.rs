@@ -16,6 +16,7 @@ pub mod ctx;
 pub mod decider;
 pub mod fence;
 pub mod instance;
+pub mod kinds;
 pub mod mesh;
 pub mod registry;
 pub mod resource;

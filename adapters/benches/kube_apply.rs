@@ -13,7 +13,7 @@
 //!
 //! The API server is the scripted mock of the tests (`tests/support/kube_mock.rs`), served from
 //! its own thread (as a real API server is another process): it asserts every request's method,
-//! path, query and body, answers the listings of every kind in `kinds::WRITTEN` in pages with
+//! path, query and body, answers the listings of every kind in `kinds::written_kinds()` in pages with
 //! continue tokens, and answers a server-side apply by storing the object as a real server
 //! would (uid, resourceVersion, creationTimestamp, managedFields, and the defaults the API
 //! server fills in for Services, Deployments and Namespaces) and returning it. What it stored is
@@ -74,6 +74,9 @@ use http::{Method, StatusCode};
 use kube_mock::{ApiServer, Exchange};
 use projections::ObjectRef;
 use serde_json::{json, Value};
+
+const CONFIG_MAP: ApiKind = ApiKind::new(&actors::resource::kinds::CONFIG_MAP);
+const SERVICE_FENCE: ApiKind = ApiKind::new(&actors::fence::kinds::SERVICE_FENCE);
 
 const TARGET_SECONDS: f64 = 2.0;
 const LIST_PAGE: u32 = 500;
@@ -399,10 +402,7 @@ async fn change_one_config_map(dispatcher: &Dispatcher) -> String {
         .execute(actors::mesh::document_command(&object).unwrap())
         .await
         .unwrap();
-    format!(
-        "{}/{name}",
-        kinds::CONFIG_MAP.collection_path(Some(&namespace))
-    )
+    format!("{}/{name}", CONFIG_MAP.collection_path(Some(&namespace)))
 }
 
 /// The latency of one server-side apply for the slow naive baseline
@@ -668,7 +668,7 @@ impl MockCluster {
                 .push(object);
         }
         self.pages.clear();
-        for kind in kinds::WRITTEN {
+        for kind in kinds::written_kinds() {
             let path = kind.collection_path(None);
             let items: Vec<&Value> = by_collection
                 .get(&path)
@@ -677,7 +677,7 @@ impl MockCluster {
                         .iter()
                         .copied()
                         .filter(|o| {
-                            kind.kind == kinds::SERVICE_FENCE.kind
+                            kind.writes_status()
                                 || o["metadata"]["labels"]["app.kubernetes.io/managed-by"]
                                     == "meshplane"
                         })
@@ -696,7 +696,7 @@ impl MockCluster {
                 .map(|(i, chunk)| {
                     let mut page = kube_mock::list(
                         &format!("{}List", kind.kind),
-                        kind.api_version,
+                        kind.api_version(),
                         &self.resource_version.to_string(),
                         chunk.iter().map(|v| (*v).clone()).collect(),
                     );
@@ -736,15 +736,13 @@ impl MockCluster {
     /// A page of a listing by the managed-by label (every ServiceFence, for their status).
     fn list(&mut self, exchange: Exchange) {
         assert_eq!(self.writes, 0, "a listing after writes: {}", exchange.path);
-        let Some(kind) = kinds::WRITTEN
-            .iter()
-            .find(|k| k.collection_path(None) == exchange.path)
+        let Some(kind) = kinds::written_kinds().find(|k| k.collection_path(None) == exchange.path)
         else {
             panic!("listing of an unknown collection {}", exchange.path);
         };
         assert_eq!(exchange.body, Value::Null);
         exchange.assert_query("limit", &LIST_PAGE.to_string());
-        if kind.kind == kinds::SERVICE_FENCE.kind {
+        if kind.writes_status() {
             assert!(
                 !exchange.query.contains_key("labelSelector"),
                 "{:?}",
@@ -780,15 +778,13 @@ impl MockCluster {
             .assert_query("fieldManager", "meshplane")
             .assert_query("force", "true");
         let collection = list_path_of(&exchange.path);
-        let Some(kind) = kinds::WRITTEN
-            .iter()
-            .find(|k| k.collection_path(None) == collection)
+        let Some(kind) = kinds::written_kinds().find(|k| k.collection_path(None) == collection)
         else {
             panic!("apply to an unknown collection {}", exchange.path);
         };
         let body = &exchange.body;
         let (_, name) = exchange.path.rsplit_once('/').unwrap();
-        assert_eq!(body["apiVersion"], kind.api_version, "{}", exchange.path);
+        assert_eq!(body["apiVersion"], kind.api_version(), "{}", exchange.path);
         assert_eq!(body["kind"], kind.kind, "{}", exchange.path);
         assert_eq!(body["metadata"]["name"], name, "{}", exchange.path);
         if kind.namespaced {
@@ -811,14 +807,14 @@ impl MockCluster {
             assert_eq!(owner["kind"], "ServiceFence", "{body}");
             let fence = format!(
                 "{}/{name}",
-                kinds::SERVICE_FENCE.collection_path(body["metadata"]["namespace"].as_str())
+                SERVICE_FENCE.collection_path(body["metadata"]["namespace"].as_str())
             );
             assert_eq!(
                 owner["uid"], self.objects[&fence]["metadata"]["uid"],
                 "the Sidecar is owned by its stored ServiceFence"
             );
         }
-        let stored = self.store(kind, &exchange.path, body);
+        let stored = self.store(&kind, &exchange.path, body);
         self.writes += 1;
         self.written.push(exchange.path.clone());
         if self.apply_latency.is_zero() {
@@ -843,7 +839,7 @@ impl MockCluster {
         );
         assert_eq!(
             list_path_of(&object_path),
-            kinds::SERVICE_FENCE.collection_path(None),
+            SERVICE_FENCE.collection_path(None),
             "status of {object_path}"
         );
         assert!(exchange.body.get("spec").is_none(), "{}", exchange.body);
@@ -877,7 +873,7 @@ impl MockCluster {
             }
         };
         let mut object = body.clone();
-        if kind.kind == kinds::SERVICE_FENCE.kind {
+        if kind.writes_status() {
             // The status subresource: a status sent with the object is ignored, the stored one
             // kept.
             let kept = self.objects.get(path).map(|o| o["status"].clone());
@@ -897,7 +893,7 @@ impl MockCluster {
         metadata["resourceVersion"] = json!(self.resource_version.to_string());
         metadata["generation"] = json!(1);
         metadata["managedFields"] = json!([{
-            "manager": "meshplane", "operation": "Apply", "apiVersion": kind.api_version,
+            "manager": "meshplane", "operation": "Apply", "apiVersion": kind.api_version(),
             "time": "2026-11-24T12:00:00Z", "fieldsType": "FieldsV1",
             "fieldsV1": fields_v1(body, true)}]);
         self.objects.insert(path.to_string(), object.clone());

@@ -41,7 +41,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use actors::cluster::{ClusterCommand, Observation};
 use actors::MeshCommand;
 use adapters::daemon::start_host;
-use adapters::kube::kinds;
+use adapters::kube::kinds::ApiKind;
 use adapters::kube::observe;
 use adapters::metrics::Metrics;
 use adapters::storage::{open_store, StoreKind};
@@ -51,6 +51,9 @@ use kube::api::DynamicObject;
 use kube::core::ObjectList;
 use kube_mock::ApiServer;
 use serde_json::{json, Value};
+
+/// The kind this benchmark watches.
+const POD: ApiKind = ApiKind::new(&actors::cluster::kinds::POD);
 
 const PODS: &str = "/api/v1/pods";
 const PAGE: usize = observe::PAGE_SIZE as usize;
@@ -98,7 +101,7 @@ async fn observe_and_relist(pages: &[Bytes], pods: usize) {
     let rss_before = reset_peak();
     let cpu_before = process_cpu();
     let started = Instant::now();
-    let tasks = observe::spawn_watchers(client, dispatcher.clone(), metrics.clone(), &[kinds::POD]);
+    let tasks = observe::spawn_watchers(client, dispatcher.clone(), metrics.clone(), &[POD]);
     serve_list(&mut server, pages).await;
     let watch = server.expect(Method::GET, PODS).await;
     watch.assert_query("watch", "true");
@@ -232,7 +235,7 @@ async fn baselines(pages: &[Bytes]) {
         observations.extend(
             list.items
                 .iter()
-                .filter_map(|o| observe::observation(&kinds::POD, o)),
+                .filter_map(|o| observe::observation(&POD, o)),
         );
     }
     let reduce = started.elapsed().as_secs_f64();

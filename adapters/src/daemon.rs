@@ -286,7 +286,7 @@ pub async fn start_kube(
         client.clone(),
         dispatcher.clone(),
         metrics.clone(),
-        kinds::WATCHED,
+        &kinds::watched(),
     ));
     let applier = apply::Applier::new(
         client.clone(),

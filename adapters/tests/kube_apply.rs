@@ -15,11 +15,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actors::cluster::{ClusterCommand, Observation};
+use actors::fence::kinds as fence;
 use actors::MeshCommand;
 use adapters::daemon::start_host;
 use adapters::host::Dispatcher;
 use adapters::kube::apply::{Applier, ApplyConfig, SyncReport};
-use adapters::kube::kinds;
+use adapters::kube::kinds::{self, ApiKind};
 use adapters::kube::lease::Leadership;
 use adapters::kube::project::project_once;
 use adapters::metrics::Metrics;
@@ -101,10 +102,10 @@ fn pass(
 /// cluster has, by collection path. Asserts the label selector (all ServiceFences are listed,
 /// for their status).
 async fn answer_listing(server: &mut ApiServer, objects: &BTreeMap<&str, Vec<Value>>) {
-    for kind in kinds::WRITTEN {
+    for kind in kinds::written_kinds() {
         let path = kind.collection_path(None);
         let exchange = server.expect(Method::GET, &path).await;
-        if kind.kind == "ServiceFence" {
+        if kind.writes_status() {
             assert!(!exchange.query.contains_key("labelSelector"));
         } else {
             exchange.assert_query("labelSelector", "app.kubernetes.io/managed-by=meshplane");
@@ -112,7 +113,7 @@ async fn answer_listing(server: &mut ApiServer, objects: &BTreeMap<&str, Vec<Val
         let items = objects.get(path.as_str()).cloned().unwrap_or_default();
         exchange.ok(&kube_mock::list(
             &format!("{}List", kind.kind),
-            kind.api_version,
+            kind.api_version(),
             "1",
             items,
         ));
@@ -557,8 +558,8 @@ async fn an_owned_fence_is_applied_before_its_sidecar_and_its_status_after() {
     let applier = Applier::new(client, leadership, Arc::new(Metrics::default()), config());
     let running = pass(&dispatcher, applier);
     let (all_fences, all_sidecars) = (
-        kinds::SERVICE_FENCE.collection_path(None),
-        kinds::SIDECAR.collection_path(None),
+        ApiKind::new(&fence::SERVICE_FENCE).collection_path(None),
+        ApiKind::new(&fence::SIDECAR).collection_path(None),
     );
     let objects = BTreeMap::from([
         (all_fences.as_str(), vec![stored_fence]),

@@ -16,8 +16,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use actors::{fence::kinds as fence, resource::kinds as resource};
 use adapters::daemon::{start_host, start_kube, KubeSettings};
-use adapters::kube::kinds;
+use adapters::kube::kinds::ApiKind;
 use adapters::kube::lease::LeaseConfig;
 use adapters::metrics::Metrics;
 use events::backend::memory::MemoryBackend;
@@ -41,7 +42,7 @@ async fn cluster() -> Option<(kube::Client, PathBuf)> {
     Some((client, path))
 }
 
-fn dynamic(client: &kube::Client, kind: &kinds::ApiKind, ns: &str) -> Api<DynamicObject> {
+fn dynamic(client: &kube::Client, kind: &ApiKind, ns: &str) -> Api<DynamicObject> {
     Api::namespaced_with(client.clone(), ns, &kind.api_resource())
 }
 
@@ -92,8 +93,10 @@ async fn prepare(client: &kube::Client) -> String {
         "meshplane-e2e-{}",
         &uuid::Uuid::new_v4().simple().to_string()[..8]
     );
-    let namespaces =
-        Api::<DynamicObject>::all_with(client.clone(), &kinds::NAMESPACE.api_resource());
+    let namespaces = Api::<DynamicObject>::all_with(
+        client.clone(),
+        &ApiKind::new(&resource::NAMESPACE).api_resource(),
+    );
     apply_as_user(
         &namespaces,
         &ns,
@@ -104,8 +107,10 @@ async fn prepare(client: &kube::Client) -> String {
 }
 
 async fn cleanup(client: &kube::Client, ns: &str) {
-    let namespaces =
-        Api::<DynamicObject>::all_with(client.clone(), &kinds::NAMESPACE.api_resource());
+    let namespaces = Api::<DynamicObject>::all_with(
+        client.clone(),
+        &ApiKind::new(&resource::NAMESPACE).api_resource(),
+    );
     let _ = namespaces.delete(ns, &DeleteParams::default()).await;
 }
 
@@ -117,14 +122,14 @@ async fn a_servicefence_gets_its_sidecar_and_status_and_takes_it_away() {
     };
     let ns = prepare(&client).await;
     apply_as_user(
-        &dynamic(&client, &kinds::SERVICE, &ns),
+        &dynamic(&client, &ApiKind::new(&resource::SERVICE), &ns),
         "web",
         json!({"apiVersion": "v1", "kind": "Service",
             "metadata": {"name": "web", "namespace": ns, "labels": {"app": "web"}},
             "spec": {"selector": {"app": "web"}, "ports": [{"name": "http", "port": 80}]}}),
     )
     .await;
-    let fences = dynamic(&client, &kinds::SERVICE_FENCE, &ns);
+    let fences = dynamic(&client, &ApiKind::new(&fence::SERVICE_FENCE), &ns);
     apply_as_user(
         &fences,
         "web",
@@ -155,7 +160,7 @@ async fn a_servicefence_gets_its_sidecar_and_status_and_takes_it_away() {
     .await
     .expect("the adapter starts");
 
-    let sidecars = dynamic(&client, &kinds::SIDECAR, &ns);
+    let sidecars = dynamic(&client, &ApiKind::new(&fence::SIDECAR), &ns);
     eventually("the Sidecar", || async {
         sidecars.get_opt("web").await.unwrap().is_some()
     })

@@ -16,7 +16,7 @@ use actors::cluster::{ClusterCommand, Observation};
 use actors::MeshCommand;
 use adapters::daemon::start_host;
 use adapters::host::Dispatcher;
-use adapters::kube::kinds::{self, ApiKind};
+use adapters::kube::kinds::ApiKind;
 use adapters::kube::observe::{self, canonical_json};
 use adapters::metrics::Metrics;
 use events::backend::memory::MemoryBackend;
@@ -25,6 +25,9 @@ use events::{Event, EventStore, Log};
 use http::Method;
 use kube_mock::{ApiServer, Exchange};
 use serde_json::{json, Value};
+
+const POD: ApiKind = ApiKind::new(&actors::cluster::kinds::POD);
+const SERVICE: ApiKind = ApiKind::new(&actors::resource::kinds::SERVICE);
 
 const PODS: &str = "/api/v1/pods";
 const SERVICES: &str = "/api/v1/services";
@@ -202,7 +205,7 @@ async fn initial_pod_list(w: &mut Watching, first: Vec<Value>, second: Vec<Value
 async fn the_initial_list_is_recorded_reduced_and_watch_changes_only_when_reduced_content_changes()
 {
     let (dispatcher, store) = host();
-    let mut w = watch(dispatcher, store, &[kinds::POD]);
+    let mut w = watch(dispatcher, store, &[POD]);
     let (a, b, c) = (
         pod("web-a", "90", "10.0.3.1"),
         pod("web-b", "91", "10.0.3.2"),
@@ -295,7 +298,7 @@ async fn the_initial_list_is_recorded_reduced_and_watch_changes_only_when_reduce
 async fn a_410_gone_relists_appending_nothing_for_unchanged_objects_and_one_gone_for_a_vanished_one(
 ) {
     let (dispatcher, store) = host();
-    let mut w = watch(dispatcher, store, &[kinds::POD]);
+    let mut w = watch(dispatcher, store, &[POD]);
     let (a, b) = (
         pod("web-a", "90", "10.0.3.1"),
         pod("web-b", "91", "10.0.3.2"),
@@ -369,7 +372,7 @@ async fn recorded_before(dispatcher: &Dispatcher, pods: &[&Value]) {
         .iter()
         .map(|p| {
             let object = serde_json::from_value((*p).clone()).unwrap();
-            observe::observation(&kinds::POD, &object).unwrap()
+            observe::observation(&POD, &object).unwrap()
         })
         .collect();
     dispatcher
@@ -391,7 +394,7 @@ async fn a_list_failing_halfway_removes_nothing_and_the_complete_relist_does() {
     );
     // A restart: the log already holds web-a, web-b and web-c.
     recorded_before(&dispatcher, &[&a, &b, &c]).await;
-    let mut w = watch(dispatcher, store, &[kinds::POD]);
+    let mut w = watch(dispatcher, store, &[POD]);
 
     // The first page has web-a only; the second page fails (web-b and web-c would be in it).
     expect_list(&mut w.server, PODS, None).await.ok(&pod_page(
@@ -445,7 +448,7 @@ fn service(name: &str, resource_version: &str, labels: Value) -> Value {
 #[actix_rt::test]
 async fn meshplane_projections_are_not_observed() {
     let (dispatcher, store) = host();
-    let mut w = watch(dispatcher, store, &[kinds::SERVICE]);
+    let mut w = watch(dispatcher, store, &[SERVICE]);
     let managed = json!({"app.kubernetes.io/managed-by": "meshplane"});
     let list = kube_mock::list_page(
         "ServiceList",

@@ -50,7 +50,9 @@ impl JsonSchema for SlimeBootSpec {
     }
 }
 
-/// Every CRD meshplane installs, in a fixed order.
+/// Every CRD meshplane installs, in a fixed order: one per kind the kind table says meshplane
+/// defines (`Definition::Meshplane`). kube-derive takes names as literals, so the types cannot
+/// read the table; a test holds them to it.
 pub fn crds() -> Vec<CustomResourceDefinition> {
     vec![ServiceFence::crd(), SlimeBoot::crd()]
 }
@@ -58,7 +60,53 @@ pub fn crds() -> Vec<CustomResourceDefinition> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use actors::kinds::{self, Definition};
     use serde_json::json;
+
+    #[test]
+    fn crds_are_the_kind_tables_own_kinds() {
+        let crds: Vec<Value> = crds()
+            .iter()
+            .map(|c| serde_json::to_value(c).unwrap())
+            .collect();
+        let own: Vec<_> = kinds::all()
+            .filter(|k| k.definition == Definition::Meshplane)
+            .collect();
+        assert_eq!(crds.len(), own.len());
+        for (crd, kind) in crds.iter().zip(own) {
+            let spec = &crd["spec"];
+            let names = &spec["names"];
+            assert_eq!(names["kind"], kind.kind);
+            assert_eq!(names["plural"], kind.plural);
+            assert_eq!(spec["group"], kind.group());
+            let scope = if kind.namespaced {
+                "Namespaced"
+            } else {
+                "Cluster"
+            };
+            assert_eq!(spec["scope"], scope, "{}", kind.kind);
+            let versions: Vec<String> = spec["versions"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| format!("{}/{}", kind.group(), v["name"].as_str().unwrap()))
+                .collect();
+            assert_eq!(versions, kind.api_versions, "{}", kind.kind);
+            // The CLI's aliases are the CRD's short names and its singular.
+            let short: Vec<&str> = names["shortNames"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|n| n.as_str().unwrap())
+                .collect();
+            let mut expected = short.clone();
+            expected.extend(names["singular"].as_str());
+            expected.sort_unstable();
+            let mut aliases = kind.aliases.to_vec();
+            aliases.sort_unstable();
+            assert_eq!(aliases, expected, "{}", kind.kind);
+        }
+    }
 
     #[test]
     fn service_fence_crd_is_slimes_shape() {

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 
 use std::ops::Bound::{Excluded, Unbounded};
 
+use actors::fence::kinds::{ENVOY_FILTER, SERVICE_FENCE, SIDECAR};
 use actors::fence::{config::FenceConfig, FenceState, FenceView, Fences, Origin};
 use actors::fence::{CREATED_BY_LABEL, CREATED_BY_VALUE, SERVICE_FENCE_KIND};
 use events::schema::{FenceKey, ResourceKey};
@@ -19,9 +20,10 @@ use serde_json::{json, Value};
 use crate::concept::{DesiredItem, Projection, Targets};
 use crate::object::{KubeObject, ObjectRef, MANAGED_BY_LABEL, MANAGER};
 
-pub const SIDECAR_API_VERSION: &str = "networking.istio.io/v1beta1";
-pub const ENVOY_FILTER_API_VERSION: &str = "networking.istio.io/v1alpha3";
-pub const SERVICE_FENCE_API_VERSION: &str = "microservice.slime.io/v1alpha1";
+/// The versions the fence's objects are rendered at (the kind table's).
+pub const SIDECAR_API_VERSION: &str = SIDECAR.api_versions[0];
+pub const ENVOY_FILTER_API_VERSION: &str = ENVOY_FILTER.api_versions[0];
+pub const SERVICE_FENCE_API_VERSION: &str = SERVICE_FENCE.api_versions[0];
 /// Name of the fallback EnvoyFilter (Slime's chart).
 pub const FALLBACK_FILTER_NAME: &str = "to-global-sidecar";
 /// Istio's passthrough cluster, and Slime's placeholder for the global sidecar's cluster.
@@ -244,7 +246,7 @@ pub fn sidecar(state: &FenceState, key: &FenceKey) -> Option<Sidecar> {
     }]);
     Some(Sidecar {
         api_version: SIDECAR_API_VERSION.into(),
-        kind: "Sidecar".into(),
+        kind: SIDECAR.kind.into(),
         metadata,
         spec: SidecarSpec {
             workload_selector: view
@@ -441,7 +443,7 @@ pub fn fallback_filter(config: &FenceConfig) -> Option<CustomObject> {
     }
     Some(CustomObject {
         api_version: ENVOY_FILTER_API_VERSION.into(),
-        kind: "EnvoyFilter".into(),
+        kind: ENVOY_FILTER.kind.into(),
         metadata: managed_meta(&config.istio_namespace, FALLBACK_FILTER_NAME),
         spec: json!({"configPatches": patches}),
     })
@@ -520,7 +522,7 @@ pub fn fence_objects(
     }
     if let Some(sidecar) = sidecar(state, key) {
         out.insert(
-            object_ref(SIDECAR_API_VERSION, "Sidecar", &key.namespace, &key.name),
+            object_ref(SIDECAR_API_VERSION, SIDECAR.kind, &key.namespace, &key.name),
             KubeObject::Sidecar(Box::new(sidecar)),
         );
     }
@@ -558,7 +560,7 @@ pub fn fallback_object(state: &FenceState) -> Option<(ObjectRef, KubeObject)> {
     Some((
         object_ref(
             ENVOY_FILTER_API_VERSION,
-            "EnvoyFilter",
+            ENVOY_FILTER.kind,
             &state.config.istio_namespace,
             FALLBACK_FILTER_NAME,
         ),

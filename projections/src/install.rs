@@ -7,6 +7,7 @@
 
 use std::collections::BTreeMap;
 
+use actors::kinds::{rbac, Reach};
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec, DeploymentStrategy};
 use k8s_openapi::api::core::v1::{
     Capabilities, Container, ContainerPort, EnvVar, EnvVarSource, HTTPGetAction, Namespace,
@@ -39,11 +40,6 @@ pub const ALS_PORT: i32 = 8082;
 pub const DATA_DIR: &str = "/var/lib/meshplane";
 /// The non-root user and group the container runs as.
 pub const RUN_AS: i64 = 65532;
-
-const VERBS_READ: &[&str] = &["get", "list", "watch"];
-const VERBS_OWN: &[&str] = &[
-    "get", "list", "watch", "create", "update", "patch", "delete",
-];
 
 /// What the installation is rendered for.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -107,15 +103,6 @@ fn strings(items: &[&str]) -> Vec<String> {
     items.iter().map(|s| s.to_string()).collect()
 }
 
-fn rule(group: &str, resources: &[&str], verbs: &[&str]) -> PolicyRule {
-    PolicyRule {
-        api_groups: Some(vec![group.to_string()]),
-        resources: Some(strings(resources)),
-        verbs: strings(verbs),
-        ..PolicyRule::default()
-    }
-}
-
 pub fn namespace(ns: &str) -> Namespace {
     Namespace {
         metadata: meta(None, ns),
@@ -130,41 +117,32 @@ pub fn service_account(ns: &str) -> ServiceAccount {
     }
 }
 
-/// Cluster-wide rules, one per group and access level:
+/// Cluster-wide rules, derived from the kind table (`actors::kinds::rbac`), one per API group
+/// and access level:
 ///
-/// - read only (watched into the log): pods and nodes (instances and their NodeUnits),
-///   EndpointSlices, SlimeBoots (configuration);
 /// - read and write: the kinds projected as applied (namespaces, configmaps, services,
 ///   endpoints, deployments, statefulsets, Istio VirtualServices), the fence's Istio Sidecars
 ///   and EnvoyFilter, and ServiceFences, whose status is a subresource of its own;
+/// - read only (watched into the log): SlimeBoots (configuration), pods and nodes (instances
+///   and their NodeUnits), EndpointSlices;
 /// - events: create and patch (core/v1 Events about failed writes, on the source object).
 ///
 /// Nothing else: no secrets, no CRDs (installed by `meshplane crds`, by an administrator),
 /// no RBAC objects, no escalation.
 pub fn rules() -> Vec<PolicyRule> {
-    vec![
-        rule("", &["pods", "nodes"], VERBS_READ),
-        rule("discovery.k8s.io", &["endpointslices"], VERBS_READ),
-        rule(
-            "",
-            &["namespaces", "configmaps", "services", "endpoints"],
-            VERBS_OWN,
-        ),
-        rule("apps", &["deployments", "statefulsets"], VERBS_OWN),
-        rule(
-            "networking.istio.io",
-            &["virtualservices", "sidecars", "envoyfilters"],
-            VERBS_OWN,
-        ),
-        rule("microservice.slime.io", &["servicefences"], VERBS_OWN),
-        rule(
-            "microservice.slime.io",
-            &["servicefences/status"],
-            &["get", "update", "patch"],
-        ),
-        rule("config.netease.com", &["slimeboots"], VERBS_READ),
-        rule("", &["events"], &["create", "patch"]),
-    ]
+    rbac_rules(Reach::Cluster)
+}
+
+fn rbac_rules(reach: Reach) -> Vec<PolicyRule> {
+    rbac::rules(reach)
+        .into_iter()
+        .map(|r| PolicyRule {
+            api_groups: Some(vec![r.group.to_string()]),
+            resources: Some(r.resources),
+            verbs: strings(r.verbs),
+            ..PolicyRule::default()
+        })
+        .collect()
 }
 
 pub fn cluster_role() -> ClusterRole {
@@ -197,15 +175,12 @@ pub fn cluster_role_binding(ns: &str) -> ClusterRoleBinding {
     }
 }
 
-/// Leader election: Leases in meshplane's own namespace only.
+/// Leader election: Leases in meshplane's own namespace only (the table's kinds granted in
+/// meshplane's own namespace).
 pub fn lease_role(ns: &str) -> Role {
     Role {
         metadata: meta(Some(ns), &format!("{NAME}-leader-election")),
-        rules: Some(vec![rule(
-            "coordination.k8s.io",
-            &["leases"],
-            &["get", "list", "watch", "create", "update", "patch"],
-        )]),
+        rules: Some(rbac_rules(Reach::OwnNamespace)),
     }
 }
 
@@ -430,6 +405,8 @@ pub fn service(ns: &str) -> Service {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeSet;
+
     use super::*;
     use crate::MANAGED_BY_LABEL;
 
@@ -478,6 +455,45 @@ mod tests {
             serde_json::json!({"name": TOKEN_SECRET, "key": TOKEN_SECRET_KEY, "optional": false})
         );
         assert_eq!(objects[3]["subjects"][0]["namespace"], "mesh");
+    }
+
+    /// The roles grant exactly what the kind table needs: every permission of every kind, in
+    /// the ClusterRole or meshplane's namespace, and nothing else.
+    #[test]
+    fn rbac_covers_exactly_the_kind_table() {
+        let granted = |rules: Vec<PolicyRule>| -> BTreeSet<(String, String, Vec<String>)> {
+            rules
+                .into_iter()
+                .flat_map(|r| {
+                    let group = r.api_groups.unwrap().concat();
+                    let verbs = r.verbs;
+                    r.resources
+                        .unwrap()
+                        .into_iter()
+                        .map(move |x| (group.clone(), x, verbs.clone()))
+                })
+                .collect()
+        };
+        let needed = |reach: Reach| -> BTreeSet<(String, String, Vec<String>)> {
+            actors::kinds::all()
+                .flat_map(rbac::permissions)
+                .filter(|p| p.reach == reach)
+                .map(|p| (p.group.to_string(), p.resource, strings(p.verbs)))
+                .collect()
+        };
+        assert_eq!(granted(rules()), needed(Reach::Cluster));
+        assert_eq!(
+            granted(lease_role("mesh").rules.unwrap()),
+            needed(Reach::OwnNamespace)
+        );
+        assert_eq!(
+            granted(lease_role("mesh").rules.unwrap()),
+            BTreeSet::from([(
+                "coordination.k8s.io".to_string(),
+                "leases".to_string(),
+                strings(&["get", "list", "watch", "create", "update", "patch"])
+            )])
+        );
     }
 
     #[test]

@@ -141,14 +141,7 @@ impl SimKube {
         let mut value = stored.object.to_value();
         value["metadata"]["annotations"]["drift.example.com/touched"] =
             serde_json::Value::String(self.rv.to_string());
-        let kind = key.kind.clone();
-        let object = match kind.as_str() {
-            "Sidecar" => KubeObject::Sidecar(Box::new(serde_json::from_value(value).ok()?)),
-            "ServiceFence" => {
-                KubeObject::ServiceFence(Box::new(serde_json::from_value(value).ok()?))
-            }
-            _ => KubeObject::from_value(&kind, value).ok()?,
-        };
+        let object = KubeObject::from_value(&key.kind, value).ok()?;
         let rv = stored.rv;
         self.write(Write::Update(key.clone(), object, rv)).ok()?;
         Some(format!("touch {key}"))

@@ -2,6 +2,7 @@
 //! evidence that put it there (the fence's spec, a selector match, a VirtualService route, or
 //! the access-log sightings with their positions and times).
 
+use actors::fence::kinds as fence;
 use anyhow::{bail, Result};
 use serde_json::Value;
 
@@ -12,9 +13,13 @@ use crate::config;
 use crate::output::{self, align};
 
 pub fn run(args: ExplainArgs) -> Result<()> {
-    match args.kind.to_ascii_lowercase().as_str() {
-        "sidecar" | "sidecars" | "servicefence" | "servicefences" | "svf" => {}
-        other => bail!("cannot explain `{other}`: only `sidecar NAMESPACE/NAME` is explained"),
+    // A fence's Sidecar, named by the Sidecar or by its ServiceFence (any of their names).
+    let explained = [&fence::SIDECAR, &fence::SERVICE_FENCE];
+    if !explained.iter().any(|k| k.matches(&args.kind)) {
+        bail!(
+            "cannot explain `{}`: only `sidecar NAMESPACE/NAME` is explained",
+            args.kind.to_ascii_lowercase()
+        );
     }
     let (namespace, name) = match (args.name.split_once('/'), &args.namespace) {
         (Some(_), Some(_)) => {

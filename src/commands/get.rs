@@ -7,8 +7,8 @@ use actors::resource::kinds;
 
 use crate::cli::{GetArgs, OutputFormat};
 use crate::client::{resource_path, Client};
-use crate::commands::{objects_of, print};
 use crate::commands::registry::{self, RegistryKind};
+use crate::commands::{objects_of, print};
 use crate::config;
 use crate::output;
 

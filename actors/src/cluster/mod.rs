@@ -20,6 +20,7 @@ use serde::{Deserialize, Serialize};
 use crate::ctx::Ctx;
 use crate::decider::{expect_version, Decider, Decision, Meta, Outcome, Rejection};
 
+pub mod kinds;
 #[cfg(test)]
 mod tests;
 
@@ -172,6 +173,7 @@ pub struct Cluster;
 
 impl crate::Concept for Cluster {
     const NAME: &'static str = "cluster";
+    const KINDS: &'static [crate::kinds::KindSpec] = kinds::KINDS;
     type Memory = ();
 
     fn folds(event: &Event) -> bool {

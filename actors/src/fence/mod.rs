@@ -2,7 +2,7 @@
 //! Istio Sidecar can be narrowed to them.
 //!
 //! Inputs are resources (ServiceFences, the SlimeBoot configuration, Namespaces, Services,
-//! VirtualServices: see `resource::kinds`) and the fence's own events (dependencies learned from
+//! VirtualServices: see [`kinds`]) and the fence's own events (dependencies learned from
 //! traffic, their ageing, passed deadlines). From them the state keeps, for every fence that
 //! exists — applied by hand, or created automatically by the `slime.io/serviceFenced`
 //! hierarchy — its domains and workload selector, recomputed incrementally: each input change
@@ -15,6 +15,7 @@ pub mod cluster;
 pub mod config;
 pub mod domains;
 pub mod explain;
+pub mod kinds;
 pub mod learned;
 pub mod spec;
 #[cfg(test)]
@@ -44,10 +45,13 @@ pub const FENCED_LABEL: &str = "slime.io/serviceFenced";
 pub const CREATED_BY_LABEL: &str = "app.kubernetes.io/created-by";
 pub const CREATED_BY_VALUE: &str = "fence-controller";
 
-/// Kinds of resources the fence reads.
-pub const SERVICE_FENCE_KIND: &str = "ServiceFence";
-pub const SLIMEBOOT_KIND: &str = "SlimeBoot";
-pub const VIRTUAL_SERVICE_KIND: &str = "VirtualService";
+/// Kinds of resources the fence reads (declared in [`kinds`]).
+pub const SERVICE_FENCE_KIND: &str = kinds::SERVICE_FENCE.kind;
+pub const SLIMEBOOT_KIND: &str = kinds::SLIME_BOOT.kind;
+pub const VIRTUAL_SERVICE_KIND: &str = kinds::VIRTUAL_SERVICE.kind;
+/// Kinds of the objects the fence renders (declared in [`kinds`]).
+pub const SIDECAR_KIND: &str = kinds::SIDECAR.kind;
+pub const ENVOY_FILTER_KIND: &str = kinds::ENVOY_FILTER.kind;
 
 /// Whether the fence concept folds resources of this kind.
 pub fn reads_kind(kind: &str) -> bool {
@@ -603,6 +607,7 @@ pub struct Fences;
 
 impl crate::Concept for Fences {
     const NAME: &'static str = "fence";
+    const KINDS: &'static [crate::kinds::KindSpec] = kinds::KINDS;
     /// The ageing monitor's tick.
     const TICK_MS: u64 = 1000;
     type Memory = attribution::Attribution;

@@ -1,251 +1,95 @@
-//! The kinds the declarative-resource concept accepts, and how each is validated.
+//! The kinds the declarative-resource concept owns (the built-in ones meshplane applies as
+//! given), and the lookups of every kind `apply` accepts.
 //!
-//! Every kind is checked by deserializing the whole object into its typed Kubernetes struct
-//! (k8s-openapi), so a wrong type is reported with the path of the field, and by comparing the
-//! input with the typed round trip, so an unknown (misspelt) field is reported instead of being
-//! silently dropped. Later concepts add their kinds here.
-
-use serde::de::DeserializeOwned;
-use serde::Serialize;
-use serde_json::Value;
-
-use crate::decider::Rejection;
-use crate::fence;
-
-/// One accepted kind.
-pub struct KindSpec {
-    pub kind: &'static str,
-    /// Accepted `apiVersion`s; the first is the one objects are projected with.
-    pub api_versions: &'static [&'static str],
-    pub namespaced: bool,
-    /// Lower-case plural, as used in URLs and the CLI (`configmaps`).
-    pub plural: &'static str,
-    /// Other names the CLI accepts (`cm`, `configmap`).
-    pub aliases: &'static [&'static str],
-    /// How the projections treat resources of this kind.
-    pub projection: Projection,
-    validate: fn(&Value) -> Result<(), Rejection>,
-}
-
-/// How resources of a kind reach the outside world.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Projection {
-    /// Projected as applied (the manifest directory, Kubernetes, etcd).
-    AsApplied,
-    /// Projected by the concept that reads it, which adds what it computed (a ServiceFence
-    /// gets its status from the fence concept).
-    ByConcept,
-    /// Configuration meshplane itself reads; never projected (a SlimeBoot configures the fence
-    /// concept; there is no slime-boot operator to hand it to).
-    Configuration,
-}
-
-impl KindSpec {
-    /// Validate a whole object (apiVersion, kind, metadata and body) of this kind.
-    pub fn validate(&self, object: &Value) -> Result<(), Rejection> {
-        (self.validate)(object)
-    }
-
-    /// Whether `name` (case-insensitive) refers to this kind.
-    pub fn matches(&self, name: &str) -> bool {
-        let name = name.to_ascii_lowercase();
-        name == self.kind.to_ascii_lowercase()
-            || name == self.plural
-            || self.aliases.contains(&name.as_str())
-    }
-}
+//! Each owned kind is validated with its typed Kubernetes struct (k8s-openapi, see
+//! [`crate::kinds::validate`]). The kinds other concepts own and accept through `apply` (a
+//! ServiceFence, a SlimeBoot) are declared by those concepts; [`find`] sees them all through
+//! the one kind table ([`crate::kinds`]).
 
 use k8s_openapi::api::apps::v1 as apps;
 use k8s_openapi::api::core::v1 as core;
 
-/// Every kind this build accepts, in a fixed order.
+use crate::kinds::{validate::typed, Observe, Phase, Scope};
+pub use crate::kinds::{KindSpec, Projection};
+
+use super::columns;
+
+pub const NAMESPACE: KindSpec = KindSpec::new("Namespace", &["v1"], "namespaces", Scope::Cluster)
+    .aliases(&["ns", "namespace"])
+    .applied(Projection::AsApplied, typed::<core::Namespace>)
+    // Namespaces matter for their labels (metadata); the phase tells a terminating one.
+    .observed(Observe::keep(&[&["status", "phase"]]))
+    .written(Phase::Namespaces);
+
+pub const CONFIG_MAP: KindSpec =
+    KindSpec::new("ConfigMap", &["v1"], "configmaps", Scope::Namespaced)
+        .aliases(&["cm", "configmap"])
+        .applied(Projection::AsApplied, typed::<core::ConfigMap>)
+        .written(Phase::Objects)
+        .columns(columns::CONFIG_MAP);
+
+pub const SERVICE: KindSpec = KindSpec::new("Service", &["v1"], "services", Scope::Namespaced)
+    .aliases(&["svc", "service"])
+    .applied(Projection::AsApplied, typed::<core::Service>)
+    .observed(Observe::keep(&[&["spec"]]))
+    .written(Phase::Objects)
+    .columns(columns::SERVICE);
+
+/// A workload's shape, not its rollout status.
+const WORKLOAD: Observe = Observe::keep(&[
+    &["spec", "replicas"],
+    &["spec", "selector"],
+    &["spec", "template", "metadata", "labels"],
+    &["spec", "template", "metadata", "annotations"],
+]);
+
+pub const DEPLOYMENT: KindSpec =
+    KindSpec::new("Deployment", &["apps/v1"], "deployments", Scope::Namespaced)
+        .aliases(&["deploy", "deployment"])
+        .applied(Projection::AsApplied, typed::<apps::Deployment>)
+        .observed(WORKLOAD)
+        .written(Phase::Objects)
+        .columns(columns::WORKLOAD);
+
+pub const STATEFUL_SET: KindSpec = KindSpec::new(
+    "StatefulSet",
+    &["apps/v1"],
+    "statefulsets",
+    Scope::Namespaced,
+)
+.aliases(&["sts", "statefulset"])
+.applied(Projection::AsApplied, typed::<apps::StatefulSet>)
+.observed(WORKLOAD)
+.written(Phase::Objects)
+.columns(columns::WORKLOAD);
+
+pub const ENDPOINTS: KindSpec = KindSpec::new("Endpoints", &["v1"], "endpoints", Scope::Namespaced)
+    .aliases(&["ep"])
+    .applied(Projection::AsApplied, typed::<core::Endpoints>)
+    .observed(Observe::keep(&[&["subsets"]]).dropping_target_ref_versions())
+    .written(Phase::Objects);
+
+/// The resource concept's kinds, in the order `apply` lists them.
 pub const KINDS: &[KindSpec] = &[
-    KindSpec {
-        kind: "Namespace",
-        api_versions: &["v1"],
-        namespaced: false,
-        plural: "namespaces",
-        aliases: &["ns", "namespace"],
-        projection: Projection::AsApplied,
-        validate: typed::<core::Namespace>,
-    },
-    KindSpec {
-        kind: "ConfigMap",
-        api_versions: &["v1"],
-        namespaced: true,
-        plural: "configmaps",
-        aliases: &["cm", "configmap"],
-        projection: Projection::AsApplied,
-        validate: typed::<core::ConfigMap>,
-    },
-    KindSpec {
-        kind: "Service",
-        api_versions: &["v1"],
-        namespaced: true,
-        plural: "services",
-        aliases: &["svc", "service"],
-        projection: Projection::AsApplied,
-        validate: typed::<core::Service>,
-    },
-    KindSpec {
-        kind: "Deployment",
-        api_versions: &["apps/v1"],
-        namespaced: true,
-        plural: "deployments",
-        aliases: &["deploy", "deployment"],
-        projection: Projection::AsApplied,
-        validate: typed::<apps::Deployment>,
-    },
-    KindSpec {
-        kind: "StatefulSet",
-        api_versions: &["apps/v1"],
-        namespaced: true,
-        plural: "statefulsets",
-        aliases: &["sts", "statefulset"],
-        projection: Projection::AsApplied,
-        validate: typed::<apps::StatefulSet>,
-    },
-    KindSpec {
-        kind: "Endpoints",
-        api_versions: &["v1"],
-        namespaced: true,
-        plural: "endpoints",
-        aliases: &["ep"],
-        projection: Projection::AsApplied,
-        validate: typed::<core::Endpoints>,
-    },
-    KindSpec {
-        kind: fence::SERVICE_FENCE_KIND,
-        api_versions: &["microservice.slime.io/v1alpha1"],
-        namespaced: true,
-        plural: "servicefences",
-        aliases: &["svf", "servicefence"],
-        projection: Projection::ByConcept,
-        validate: fence::spec::validate_object,
-    },
-    KindSpec {
-        kind: fence::VIRTUAL_SERVICE_KIND,
-        api_versions: &[
-            "networking.istio.io/v1",
-            "networking.istio.io/v1beta1",
-            "networking.istio.io/v1alpha3",
-        ],
-        namespaced: true,
-        plural: "virtualservices",
-        aliases: &["vs", "virtualservice"],
-        projection: Projection::AsApplied,
-        validate: validate_virtual_service,
-    },
-    KindSpec {
-        kind: fence::SLIMEBOOT_KIND,
-        api_versions: &["config.netease.com/v1alpha1"],
-        namespaced: true,
-        plural: "slimeboots",
-        aliases: &["slimeboot"],
-        projection: Projection::Configuration,
-        validate: fence::config::validate_object,
-    },
+    NAMESPACE,
+    CONFIG_MAP,
+    SERVICE,
+    DEPLOYMENT,
+    STATEFUL_SET,
+    ENDPOINTS,
 ];
 
-/// A VirtualService is Istio's to validate in full; meshplane checks the fields it reads
-/// (`spec.hosts`, `spec.http[].route[].destination.host`) and passes the rest through.
-fn validate_virtual_service(object: &Value) -> Result<(), Rejection> {
-    let spec = &object["spec"];
-    if !spec.is_object() {
-        return Err(Rejection::invalid("spec", "required"));
-    }
-    match &spec["hosts"] {
-        Value::Array(hosts) if !hosts.is_empty() => {
-            for (i, h) in hosts.iter().enumerate() {
-                if h.as_str().is_none_or(str::is_empty) {
-                    return Err(Rejection::invalid(
-                        format!("spec.hosts[{i}]"),
-                        "must be a non-empty string",
-                    ));
-                }
-            }
-        }
-        _ => {
-            return Err(Rejection::invalid(
-                "spec.hosts",
-                "a non-empty list of hosts",
-            ))
-        }
-    }
-    for (i, http) in spec["http"].as_array().into_iter().flatten().enumerate() {
-        for (j, route) in http["route"].as_array().into_iter().flatten().enumerate() {
-            if route["destination"]["host"]
-                .as_str()
-                .is_none_or(str::is_empty)
-            {
-                return Err(Rejection::invalid(
-                    format!("spec.http[{i}].route[{j}].destination.host"),
-                    "required",
-                ));
-            }
-        }
-    }
-    Ok(())
-}
-
-/// Look a kind up by its name, plural or alias.
+/// The kind `apply` accepts by its name, plural or alias (case-insensitive).
 pub fn find(name: &str) -> Option<&'static KindSpec> {
-    KINDS.iter().find(|k| k.matches(name))
+    crate::kinds::applied().find(|k| k.matches(name))
 }
 
-/// The list of kinds, for error messages.
+/// The kinds `apply` accepts, for error messages.
 pub fn known_kinds() -> String {
-    KINDS.iter().map(|k| k.kind).collect::<Vec<_>>().join(", ")
-}
-
-fn typed<T: DeserializeOwned + Serialize>(object: &Value) -> Result<(), Rejection> {
-    let parsed: T = serde_path_to_error::deserialize(object).map_err(|e| {
-        let path = e.path().to_string();
-        let field = if path == "." {
-            "(object)".to_string()
-        } else {
-            path
-        };
-        Rejection::invalid(field, e.into_inner().to_string())
-    })?;
-    let round_trip =
-        serde_json::to_value(&parsed).map_err(|e| Rejection::invalid("(object)", e.to_string()))?;
-    match first_unknown_field(object, &round_trip, "") {
-        Some(path) => Err(Rejection::invalid(path, "unknown field")),
-        None => Ok(()),
-    }
-}
-
-/// The first field present in `input` but dropped by the typed round trip. Null inputs are
-/// fine (they mean "unset"); keys are visited in sorted order so the answer is deterministic.
-fn first_unknown_field(input: &Value, typed: &Value, path: &str) -> Option<String> {
-    match (input, typed) {
-        (Value::Object(fields), Value::Object(known)) => {
-            for (key, value) in fields {
-                let here = if path.is_empty() {
-                    key.clone()
-                } else {
-                    format!("{path}.{key}")
-                };
-                match known.get(key) {
-                    Some(t) => {
-                        if let Some(p) = first_unknown_field(value, t, &here) {
-                            return Some(p);
-                        }
-                    }
-                    None if value.is_null() => {}
-                    None => return Some(here),
-                }
-            }
-            None
-        }
-        (Value::Array(items), Value::Array(known)) => items
-            .iter()
-            .zip(known)
-            .enumerate()
-            .find_map(|(i, (v, t))| first_unknown_field(v, t, &format!("{path}[{i}]"))),
-        _ => None,
-    }
+    crate::kinds::applied()
+        .map(|k| k.kind)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 #[cfg(test)]
@@ -258,7 +102,20 @@ mod tests {
         assert_eq!(find("cm").unwrap().kind, "ConfigMap");
         assert_eq!(find("Deployments").unwrap().kind, "Deployment");
         assert_eq!(find("deployment").unwrap().kind, "Deployment");
+        assert_eq!(find("svf").unwrap().kind, "ServiceFence");
         assert!(find("Widget").is_none());
+        // Watched and generated kinds exist, but `apply` does not take them.
+        assert!(find("Pod").is_none());
+        assert!(find("sidecars").is_none());
+    }
+
+    #[test]
+    fn known_kinds_are_the_applied_ones_in_table_order() {
+        assert_eq!(
+            known_kinds(),
+            "Namespace, ConfigMap, Service, Deployment, StatefulSet, Endpoints, ServiceFence, \
+             VirtualService, SlimeBoot"
+        );
     }
 
     #[test]

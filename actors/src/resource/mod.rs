@@ -2,6 +2,7 @@
 //! objects with a kind, labels and a body. Later concepts build on it (their kinds register in
 //! [`kinds`]) and read its state.
 
+pub mod columns;
 pub mod kinds;
 pub mod manifest;
 
@@ -128,6 +129,7 @@ pub struct Resources;
 
 impl crate::Concept for Resources {
     const NAME: &'static str = "resource";
+    const KINDS: &'static [crate::kinds::KindSpec] = kinds::KINDS;
     type Memory = ();
 
     fn folds(event: &Event) -> bool {

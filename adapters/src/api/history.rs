@@ -73,8 +73,7 @@ fn source_of(q: &HistoryQuery) -> Result<Source, ApiError> {
             let (kind, namespaced, applied) = match kinds::find(other) {
                 Some(spec) => (spec.kind, spec.namespaced, true),
                 None => {
-                    let watched = crate::kube::kinds::WATCHED
-                        .iter()
+                    let watched = actors::kinds::watched()
                         .find(|k| k.kind.eq_ignore_ascii_case(other) || k.plural == other)
                         .ok_or_else(|| {
                             ApiError::invalid(

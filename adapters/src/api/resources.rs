@@ -116,8 +116,7 @@ fn render(key: &ResourceKey, r: &StoredResource) -> Value {
 }
 
 pub async fn kinds() -> HttpResponse {
-    let list: Vec<Value> = kinds::KINDS
-        .iter()
+    let list: Vec<Value> = actors::kinds::applied()
         .map(|k| json!({"kind": k.kind, "apiVersions": k.api_versions, "namespaced": k.namespaced, "plural": k.plural, "aliases": k.aliases}))
         .collect();
     HttpResponse::Ok().json(list)

@@ -1,45 +1,38 @@
-//! Every Kubernetes kind meshplane reads or writes: group, version, plural and scope. The
-//! RBAC rules of the install manifests are checked against this table (see `tests/deploy.rs`).
+//! The kind table ([`actors::kinds`]) as the Kubernetes client needs it: kube's
+//! `ApiResource` and the API server's paths, for the kinds meshplane watches and writes.
+//! Nothing here lists kinds: which are watched, written, or have their status written is the
+//! table's to say.
 
+use std::ops::Deref;
+
+use actors::kinds::{self, KindSpec};
 use kube::api::ApiResource;
 use kube::core::GroupVersionKind;
 
-/// One API kind at the version meshplane uses.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ApiKind {
-    /// `v1`, `apps/v1`, `networking.istio.io/v1beta1`.
-    pub api_version: &'static str,
-    pub kind: &'static str,
-    pub plural: &'static str,
-    pub namespaced: bool,
+/// One kind of the table, at the version meshplane lists and watches it at.
+#[derive(Clone, Copy, Debug)]
+pub struct ApiKind(&'static KindSpec);
+
+impl Deref for ApiKind {
+    type Target = KindSpec;
+
+    fn deref(&self) -> &KindSpec {
+        self.0
+    }
 }
 
 impl ApiKind {
-    const fn new(
-        api_version: &'static str,
-        kind: &'static str,
-        plural: &'static str,
-        namespaced: bool,
-    ) -> Self {
-        ApiKind {
-            api_version,
-            kind,
-            plural,
-            namespaced,
-        }
+    pub const fn new(spec: &'static KindSpec) -> Self {
+        ApiKind(spec)
     }
 
-    /// The API group (`""` for the core group).
-    pub fn group(&self) -> &'static str {
-        self.api_version
-            .rsplit_once('/')
-            .map_or("", |(group, _)| group)
+    /// The table's kind named exactly `kind`.
+    pub fn named(kind: &str) -> Option<Self> {
+        kinds::get(kind).map(ApiKind)
     }
 
-    pub fn version(&self) -> &'static str {
-        self.api_version
-            .rsplit_once('/')
-            .map_or(self.api_version, |(_, version)| version)
+    pub fn spec(&self) -> &'static KindSpec {
+        self.0
     }
 
     /// kube's description of the resource, for dynamic `Api`s.
@@ -56,7 +49,7 @@ impl ApiKind {
         let base = if self.group().is_empty() {
             format!("/api/{}", self.version())
         } else {
-            format!("/apis/{}", self.api_version)
+            format!("/apis/{}", self.api_version())
         };
         match namespace.filter(|_| self.namespaced) {
             Some(ns) => format!("{base}/namespaces/{ns}/{}", self.plural),
@@ -65,110 +58,104 @@ impl ApiKind {
     }
 }
 
-pub const NAMESPACE: ApiKind = ApiKind::new("v1", "Namespace", "namespaces", false);
-pub const NODE: ApiKind = ApiKind::new("v1", "Node", "nodes", false);
-pub const SERVICE: ApiKind = ApiKind::new("v1", "Service", "services", true);
-pub const ENDPOINTS: ApiKind = ApiKind::new("v1", "Endpoints", "endpoints", true);
-pub const ENDPOINT_SLICE: ApiKind = ApiKind::new(
-    "discovery.k8s.io/v1",
-    "EndpointSlice",
-    "endpointslices",
-    true,
-);
-pub const POD: ApiKind = ApiKind::new("v1", "Pod", "pods", true);
-pub const CONFIG_MAP: ApiKind = ApiKind::new("v1", "ConfigMap", "configmaps", true);
-pub const DEPLOYMENT: ApiKind = ApiKind::new("apps/v1", "Deployment", "deployments", true);
-pub const STATEFUL_SET: ApiKind = ApiKind::new("apps/v1", "StatefulSet", "statefulsets", true);
-pub const VIRTUAL_SERVICE: ApiKind = ApiKind::new(
-    "networking.istio.io/v1beta1",
-    "VirtualService",
-    "virtualservices",
-    true,
-);
-pub const SIDECAR: ApiKind =
-    ApiKind::new("networking.istio.io/v1beta1", "Sidecar", "sidecars", true);
-pub const ENVOY_FILTER: ApiKind = ApiKind::new(
-    "networking.istio.io/v1alpha3",
-    "EnvoyFilter",
-    "envoyfilters",
-    true,
-);
-pub const SERVICE_FENCE: ApiKind = ApiKind::new(
-    "microservice.slime.io/v1alpha1",
-    "ServiceFence",
-    "servicefences",
-    true,
-);
-pub const SLIME_BOOT: ApiKind = ApiKind::new(
-    "config.netease.com/v1alpha1",
-    "SlimeBoot",
-    "slimeboots",
-    true,
-);
-pub const EVENT: ApiKind = ApiKind::new("v1", "Event", "events", true);
-pub const LEASE: ApiKind = ApiKind::new("coordination.k8s.io/v1", "Lease", "leases", true);
-
 /// The kinds the watchers observe, in the order they start.
-pub const WATCHED: &[ApiKind] = &[
-    NAMESPACE,
-    NODE,
-    SERVICE,
-    ENDPOINTS,
-    ENDPOINT_SLICE,
-    POD,
-    DEPLOYMENT,
-    STATEFUL_SET,
-    VIRTUAL_SERVICE,
-    SERVICE_FENCE,
-    SLIME_BOOT,
-];
+pub fn watched() -> Vec<ApiKind> {
+    kinds::watched().map(ApiKind).collect()
+}
 
 /// The kinds the projections can desire (what the applier may create, patch and delete).
-pub const WRITTEN: &[ApiKind] = &[
-    NAMESPACE,
-    CONFIG_MAP,
-    SERVICE,
-    ENDPOINTS,
-    DEPLOYMENT,
-    STATEFUL_SET,
-    VIRTUAL_SERVICE,
-    SIDECAR,
-    ENVOY_FILTER,
-    SERVICE_FENCE,
-];
+pub fn written_kinds() -> impl Iterator<Item = ApiKind> {
+    kinds::written().map(ApiKind)
+}
 
-/// The table entry of a kind meshplane writes, by kind name (the version is meshplane's).
-pub fn written(kind: &str) -> Option<&'static ApiKind> {
-    WRITTEN.iter().find(|k| k.kind == kind)
+/// The kind meshplane writes named exactly `kind`.
+pub fn written(kind: &str) -> Option<ApiKind> {
+    written_kinds().find(|k| k.kind == kind)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn kind(name: &str) -> ApiKind {
+        ApiKind::named(name).unwrap()
+    }
+
     #[test]
     fn paths_follow_the_api_server_layout() {
         assert_eq!(
-            POD.collection_path(Some("shop")),
+            kind("Pod").collection_path(Some("shop")),
             "/api/v1/namespaces/shop/pods"
         );
-        assert_eq!(NAMESPACE.collection_path(Some("x")), "/api/v1/namespaces");
         assert_eq!(
-            SIDECAR.collection_path(Some("shop")),
+            kind("Namespace").collection_path(Some("x")),
+            "/api/v1/namespaces"
+        );
+        assert_eq!(
+            kind("Sidecar").collection_path(Some("shop")),
             "/apis/networking.istio.io/v1beta1/namespaces/shop/sidecars"
         );
         assert_eq!(
-            DEPLOYMENT.collection_path(None),
+            kind("Deployment").collection_path(None),
             "/apis/apps/v1/deployments"
         );
-        assert_eq!(ENDPOINT_SLICE.group(), "discovery.k8s.io");
-        assert_eq!(ENDPOINT_SLICE.version(), "v1");
-        assert_eq!(SERVICE.group(), "");
+        // Listed and watched at the table's list version.
+        assert_eq!(
+            kind("VirtualService").collection_path(None),
+            "/apis/networking.istio.io/v1beta1/virtualservices"
+        );
+        let resource = kind("EndpointSlice").api_resource();
+        assert_eq!(
+            (resource.group.as_str(), resource.version.as_str()),
+            ("discovery.k8s.io", "v1")
+        );
+        assert_eq!(resource.plural, "endpointslices");
+        assert_eq!(kind("Service").api_resource().api_version, "v1");
+    }
+
+    #[test]
+    fn the_adapter_watches_and_writes_what_the_table_says() {
+        let watched: Vec<&str> = watched().iter().map(|k| k.kind).collect();
+        assert_eq!(
+            watched,
+            [
+                "Namespace",
+                "Service",
+                "Deployment",
+                "StatefulSet",
+                "Endpoints",
+                "ServiceFence",
+                "VirtualService",
+                "SlimeBoot",
+                "Pod",
+                "Node",
+                "EndpointSlice"
+            ]
+        );
+        let written: Vec<&str> = written_kinds().map(|k| k.kind).collect();
+        assert_eq!(
+            written,
+            [
+                "Namespace",
+                "ConfigMap",
+                "Service",
+                "Deployment",
+                "StatefulSet",
+                "Endpoints",
+                "ServiceFence",
+                "VirtualService",
+                "Sidecar",
+                "EnvoyFilter"
+            ]
+        );
+        assert!(super::written("SlimeBoot").is_none());
+        assert!(super::written("Pod").is_none());
     }
 
     /// The install manifests grant exactly what the adapter does: every watched kind can be
-    /// listed and watched, every written kind applied and deleted, Events created, Leases
-    /// taken; and nothing is granted for a kind the adapter never touches.
+    /// listed and watched, every written kind applied and deleted, ServiceFence status
+    /// patched, Events created, Leases taken; and nothing is granted for a kind the adapter
+    /// never touches.
     #[test]
     fn the_cluster_role_grants_what_the_adapter_uses() {
         let rules = projections::install::rules();
@@ -179,18 +166,22 @@ mod tests {
                     && r.verbs.iter().any(|v| v == verb)
             })
         };
-        for kind in WATCHED {
+        for kind in watched() {
             for verb in ["get", "list", "watch"] {
-                assert!(grants(kind, kind.plural, verb), "{verb} {}", kind.plural);
+                assert!(grants(&kind, kind.plural, verb), "{verb} {}", kind.plural);
             }
         }
-        for kind in WRITTEN {
+        for kind in written_kinds() {
             for verb in ["get", "list", "patch", "delete"] {
-                assert!(grants(kind, kind.plural, verb), "{verb} {}", kind.plural);
+                assert!(grants(&kind, kind.plural, verb), "{verb} {}", kind.plural);
             }
         }
-        assert!(grants(&SERVICE_FENCE, "servicefences/status", "patch"));
-        assert!(grants(&EVENT, "events", "create"));
+        assert!(grants(
+            &kind("ServiceFence"),
+            "servicefences/status",
+            "patch"
+        ));
+        assert!(grants(&kind("Event"), "events", "create"));
         let lease = projections::install::lease_role("meshplane");
         let lease_rules = lease.rules.unwrap();
         for verb in ["get", "create", "update"] {
@@ -204,30 +195,14 @@ mod tests {
             for resource in r.resources.iter().flatten() {
                 let plural = resource.split('/').next().unwrap_or_default();
                 assert!(
-                    WATCHED
-                        .iter()
-                        .chain(WRITTEN)
-                        .chain([&EVENT])
+                    watched()
+                        .into_iter()
+                        .chain(written_kinds())
+                        .chain([kind("Event")])
                         .any(|k| k.plural == plural),
                     "{resource} is granted but never used"
                 );
             }
         }
-    }
-
-    #[test]
-    fn every_projected_kind_can_be_written() {
-        for kind in actors::resource::kinds::KINDS
-            .iter()
-            .filter(|k| k.projection != actors::resource::kinds::Projection::Configuration)
-        {
-            assert!(
-                written(kind.kind).is_some(),
-                "{} is not writable",
-                kind.kind
-            );
-        }
-        assert!(written("Sidecar").is_some());
-        assert!(written("EnvoyFilter").is_some());
     }
 }

@@ -26,6 +26,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use actors::kinds::Phase;
 use events::schema::ResourceKey;
 use futures::StreamExt;
 use kube::api::{Api, DynamicObject, ListParams};
@@ -198,8 +199,9 @@ impl Applier {
             projections::object::MANAGED_BY_LABEL,
             projections::object::MANAGER
         );
-        for kind in kinds::WRITTEN {
-            let status_too = kind.kind == kinds::SERVICE_FENCE.kind;
+        for kind in kinds::written_kinds() {
+            // meshplane writes the status of objects of these kinds that it does not own.
+            let status_too = kind.writes_status();
             let api: Api<DynamicObject> = Api::all_with(self.client.clone(), &kind.api_resource());
             let mut params = ListParams::default().limit(self.config.list_page);
             if !status_too {
@@ -221,7 +223,7 @@ impl Applier {
                     let value = serde_json::to_value(&item)
                         .map_err(|e| Error::Kube(format!("listing {}: {e}", kind.plural)))?;
                     let r = ObjectRef {
-                        api_version: kind.api_version.to_string(),
+                        api_version: kind.api_version().to_string(),
                         kind: kind.kind.to_string(),
                         namespace: item.metadata.namespace.clone().unwrap_or_default(),
                         name: item.metadata.name.clone().unwrap_or_default(),
@@ -269,16 +271,15 @@ pub struct ApplyPass<'a> {
     report: SyncReport,
 }
 
-/// Objects others may be owned by, or live in, go first: namespaces, then ServiceFences (their
-/// uids fill the Sidecars' owner references), then everything else.
-/// The order of writes within a pass: namespaces first, then ServiceFences (owners of the
-/// Sidecars), then everything else, and statuses last (their objects must exist).
-fn phase(op: &Op) -> u8 {
-    match (op, op.object().kind.as_str()) {
-        (Op::Status { .. }, _) => 3,
-        (_, "Namespace") => 0,
-        (_, "ServiceFence") => 1,
-        _ => 2,
+/// The order of writes within a pass, as the kind table says: objects others live in or are
+/// owned by go first (namespaces, then ServiceFences, whose uids fill the Sidecars' owner
+/// references), then everything else, and statuses last (their objects must exist).
+fn phase(op: &Op) -> Phase {
+    match op {
+        Op::Status { .. } => Phase::Statuses,
+        _ => kinds::written(&op.object().kind)
+            .and_then(|k| k.write)
+            .map_or(Phase::Objects, |w| w.phase),
     }
 }
 
@@ -320,7 +321,8 @@ impl ApplyPass<'_> {
                     self.seen.insert(r.clone());
                     // A ServiceFence's status is a subresource: the API server ignores a status
                     // sent with the object, so it is applied on its own.
-                    let status = (r.kind == kinds::SERVICE_FENCE.kind)
+                    let status = kinds::written(&r.kind)
+                        .is_some_and(|k| k.writes_status())
                         .then(|| split_status(&mut value))
                         .flatten();
                     self.consider(r.clone(), value, false);

@@ -1,4 +1,5 @@
-//! Reducing a watched object to what meshplane reads (pure).
+//! Reducing a watched object to what meshplane reads (pure), as the kind table says per kind
+//! ([`actors::kinds::Observe`]).
 //!
 //! Every observation becomes a log event, so what is kept decides both the size of the log and
 //! of the observed-cluster state (10,000 Pods of ~4 KB each reduce to ~0.3 KB each) and what
@@ -10,6 +11,7 @@
 use std::collections::BTreeMap;
 
 use actors::cluster::Observation;
+use actors::kinds::Observe;
 use events::schema::{Owner, ResourceKey};
 use kube::api::DynamicObject;
 use projections::object::{MANAGED_BY_LABEL, MANAGER};
@@ -19,36 +21,6 @@ use crate::kube::kinds::ApiKind;
 
 /// Written by `kubectl apply`: a second copy of the whole object, never read by meshplane.
 pub const LAST_APPLIED_ANNOTATION: &str = "kubectl.kubernetes.io/last-applied-configuration";
-
-/// The body fields kept per kind, as paths from the object's root (metadata is kept apart).
-fn kept_paths(kind: &str) -> &'static [&'static [&'static str]] {
-    match kind {
-        // Where a Pod runs and its addresses: not its containers, volumes or conditions.
-        "Pod" => &[
-            &["spec", "nodeName"],
-            &["status", "podIP"],
-            &["status", "podIPs"],
-            &["status", "phase"],
-        ],
-        // Namespaces matter for their labels (metadata); the phase tells a terminating one.
-        "Namespace" => &[&["status", "phase"]],
-        "Node" => &[&["spec", "unschedulable"], &["status", "addresses"]],
-        "Service" => &[&["spec"]],
-        "Endpoints" => &[&["subsets"]],
-        "EndpointSlice" => &[&["addressType"], &["endpoints"], &["ports"]],
-        // The workload's shape, not its rollout status.
-        "Deployment" | "StatefulSet" => &[
-            &["spec", "replicas"],
-            &["spec", "selector"],
-            &["spec", "template", "metadata", "labels"],
-            &["spec", "template", "metadata", "annotations"],
-        ],
-        // VirtualService, ServiceFence, SlimeBoot and any other custom resource: the spec only.
-        // Never the status: meshplane writes ServiceFence status itself, and observing it would
-        // echo every status write back into the log.
-        _ => &[&["spec"]],
-    }
-}
 
 /// The key of a watched object: its kind (from the table, as list items carry none), its
 /// namespace for namespaced kinds, and its name. `None` for an object without a name.
@@ -79,8 +51,8 @@ pub fn is_meshplane_projection(object: &DynamicObject) -> bool {
 }
 
 /// What meshplane records of a watched object: key, uid, labels, annotations (without
-/// `kubectl.kubernetes.io/last-applied-configuration`), owners, and the kind's kept body fields
-/// as canonical JSON. `None` for an object without a name and for meshplane's own projections
+/// `kubectl.kubernetes.io/last-applied-configuration`), owners, and the body fields the kind
+/// table keeps for its kind ([`Observe`]) as canonical JSON. `None` for an object without a name and for meshplane's own projections
 /// (see [`is_meshplane_projection`]).
 pub fn observation(kind: &ApiKind, object: &DynamicObject) -> Option<Observation> {
     let key = key_of(kind, object)?;
@@ -108,15 +80,18 @@ pub fn observation(kind: &ApiKind, object: &DynamicObject) -> Option<Observation
             controller: r.controller.unwrap_or(false),
         })
         .collect();
-    let mut body = reduced_body(kind.kind, &object.data);
-    if matches!(kind.kind, "Endpoints" | "EndpointSlice") {
+    // What the table says to keep; a kind the table does not watch keeps its spec, like a
+    // custom resource.
+    let keep = kind.observe.unwrap_or(Observe::SPEC);
+    let mut body = reduced_body(keep.keep, &object.data);
+    if keep.drop_target_ref_versions {
         strip_target_ref_versions(&mut body);
     }
     Some(Observation {
         key,
         // The table's version: list items carry no apiVersion, watch events do; using the
         // table's keeps a listed and a watched copy of one object equal.
-        api_version: kind.api_version.to_string(),
+        api_version: kind.api_version().to_string(),
         uid: metadata.uid.clone().unwrap_or_default(),
         labels,
         annotations,
@@ -127,9 +102,9 @@ pub fn observation(kind: &ApiKind, object: &DynamicObject) -> Option<Observation
 
 /// The kept fields of `data` (the object without apiVersion, kind and metadata), at their
 /// original paths. Absent and null fields are left out.
-fn reduced_body(kind: &str, data: &Value) -> Value {
+fn reduced_body(keep: &[&[&str]], data: &Value) -> Value {
     let mut out = Value::Object(Map::new());
-    for path in kept_paths(kind) {
+    for path in keep {
         let Some(value) = path.iter().try_fold(data, |v, segment| v.get(*segment)) else {
             continue;
         };
@@ -152,9 +127,8 @@ fn reduced_body(kind: &str, data: &Value) -> Value {
     out
 }
 
-/// Endpoints and EndpointSlices name their Pods by `targetRef`, which carries the Pod's
-/// `resourceVersion`: it changes with every write to the Pod (a status condition), so it is
-/// dropped, and the addresses alone decide whether the object changed.
+/// Drop `targetRef.resourceVersion` everywhere (see [`Observe::drop_target_ref_versions`]): the
+/// addresses alone decide whether an Endpoints or EndpointSlice changed.
 fn strip_target_ref_versions(value: &mut Value) {
     match value {
         Value::Object(map) => {
@@ -212,7 +186,27 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::kube::kinds;
+    use crate::kube::kinds::ApiKind;
+
+    /// The table's kinds, as the watchers hold them.
+    mod kinds {
+        use super::ApiKind;
+        use actors::{
+            cluster::kinds as cluster, fence::kinds as fence, resource::kinds as resource,
+        };
+
+        pub const POD: ApiKind = ApiKind::new(&cluster::POD);
+        pub const NODE: ApiKind = ApiKind::new(&cluster::NODE);
+        pub const ENDPOINT_SLICE: ApiKind = ApiKind::new(&cluster::ENDPOINT_SLICE);
+        pub const NAMESPACE: ApiKind = ApiKind::new(&resource::NAMESPACE);
+        pub const SERVICE: ApiKind = ApiKind::new(&resource::SERVICE);
+        pub const ENDPOINTS: ApiKind = ApiKind::new(&resource::ENDPOINTS);
+        pub const DEPLOYMENT: ApiKind = ApiKind::new(&resource::DEPLOYMENT);
+        pub const STATEFUL_SET: ApiKind = ApiKind::new(&resource::STATEFUL_SET);
+        pub const VIRTUAL_SERVICE: ApiKind = ApiKind::new(&fence::VIRTUAL_SERVICE);
+        pub const SERVICE_FENCE: ApiKind = ApiKind::new(&fence::SERVICE_FENCE);
+        pub const SLIME_BOOT: ApiKind = ApiKind::new(&fence::SLIME_BOOT);
+    }
 
     fn object(value: Value) -> DynamicObject {
         serde_json::from_value(value).expect("a Kubernetes object")
