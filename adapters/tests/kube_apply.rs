@@ -570,3 +570,50 @@ async fn an_owned_fence_is_applied_before_its_sidecar_and_its_status_after() {
     let (_, report) = running.await.unwrap();
     assert_eq!((report.writes(), report.matched), (0, 3), "{report:?}");
 }
+
+/// An applied VirtualService is rendered at `networking.istio.io/v1` but listed at `v1beta1`
+/// (what every Istio serves): after a restart the listed object is the same object, compared
+/// with the desired one, never deleted as undesired and re-applied.
+#[actix_rt::test]
+async fn a_restart_finds_an_object_listed_at_another_version_as_desired() {
+    let dispatcher = dispatcher(memory());
+    let vs = json!({"apiVersion": "networking.istio.io/v1beta1", "kind": "VirtualService",
+        "metadata": {"name": "reviews", "namespace": "shop"},
+        "spec": {"hosts": ["reviews"], "http": [{"route": [{"destination": {"host": "reviews-v2"}}]}]}});
+    dispatcher
+        .execute(actors::mesh::document_command(&vs).unwrap())
+        .await
+        .unwrap();
+    let (client, mut server) = kube_mock::pair();
+    let (leadership, _lease) = Leadership::manual(true);
+    let applier = Applier::new(client, leadership, Arc::new(Metrics::default()), config());
+    let running = pass(&dispatcher, applier);
+    answer_listing(&mut server, &BTreeMap::new()).await;
+    let applied = server
+        .expect(
+            Method::PATCH,
+            "/apis/networking.istio.io/v1/namespaces/shop/virtualservices/reviews",
+        )
+        .await;
+    let mut object = applied.body.clone();
+    object["metadata"]["uid"] = json!("vs-uid-1");
+    object["metadata"]["resourceVersion"] = json!("7");
+    applied.ok(&object);
+    server.expect_silence(Duration::from_millis(200)).await;
+    running.await.unwrap();
+
+    // A new daemon lists VirtualServices at v1beta1: the same object, at another version.
+    let (client, mut server) = kube_mock::pair();
+    let (leadership, _lease) = Leadership::manual(true);
+    let applier = Applier::new(client, leadership, Arc::new(Metrics::default()), config());
+    let running = pass(&dispatcher, applier);
+    object["apiVersion"] = json!("networking.istio.io/v1beta1");
+    let listing = BTreeMap::from([(
+        "/apis/networking.istio.io/v1beta1/virtualservices",
+        vec![object],
+    )]);
+    answer_listing(&mut server, &listing).await;
+    server.expect_silence(Duration::from_millis(300)).await;
+    let (_, report) = running.await.unwrap();
+    assert_eq!((report.writes(), report.deleted), (0, 0), "{report:?}");
+}

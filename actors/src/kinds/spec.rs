@@ -265,9 +265,16 @@ impl KindSpec {
         KindSpec { columns, ..self }
     }
 
-    /// The apiVersion meshplane lists and watches the kind at (and keys what it listed by).
+    /// The apiVersion meshplane lists and watches the kind at.
     pub fn api_version(&self) -> &'static str {
         self.list_version.unwrap_or(self.api_versions[0])
+    }
+
+    /// The apiVersion the projections render the kind at. An object listed at another version
+    /// ([`KindSpec::api_version`]) is the same object: what was listed is keyed by this one, so
+    /// it is compared with what is desired, never taken for an undesired object.
+    pub fn render_version(&self) -> &'static str {
+        self.api_versions[0]
     }
 
     /// The API group (`""` for the core group).

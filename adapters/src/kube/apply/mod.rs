@@ -220,10 +220,13 @@ impl Applier {
                     Err(e) => return Err(Error::Kube(format!("listing {}: {e}", kind.plural))),
                 };
                 for item in page.items {
-                    let value = serde_json::to_value(&item)
+                    let mut value = serde_json::to_value(&item)
                         .map_err(|e| Error::Kube(format!("listing {}: {e}", kind.plural)))?;
+                    // Listed at one version, rendered at another (a VirtualService): the same
+                    // object, keyed and compared at the version the projections render.
+                    value["apiVersion"] = kind.render_version().into();
                     let r = ObjectRef {
-                        api_version: kind.api_version().to_string(),
+                        api_version: kind.render_version().to_string(),
                         kind: kind.kind.to_string(),
                         namespace: item.metadata.namespace.clone().unwrap_or_default(),
                         name: item.metadata.name.clone().unwrap_or_default(),
