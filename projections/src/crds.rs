@@ -14,7 +14,7 @@ use schemars::{json_schema, JsonSchema, Schema, SchemaGenerator};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::fence::ServiceFence;
+use crate::objects::slime::ServiceFence;
 
 /// `config.netease.com/v1alpha1` SlimeBoot: the lazyload configuration the fence concept reads
 /// (`spec.module[]`). Its spec is free-form in the schema, as in Slime's own CRD, so existing

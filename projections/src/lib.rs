@@ -16,6 +16,7 @@ pub mod fence;
 pub mod history;
 pub mod install;
 pub mod object;
+pub mod objects;
 pub mod plan;
 pub mod registry;
 pub mod rollback;

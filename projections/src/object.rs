@@ -3,6 +3,7 @@
 use actors::{fence, kinds};
 use k8s_openapi::api::apps::v1 as apps;
 use k8s_openapi::api::core::v1 as core;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::Resource;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -40,10 +41,10 @@ pub enum KubeObject {
     Deployment(apps::Deployment),
     StatefulSet(apps::StatefulSet),
     Endpoints(core::Endpoints),
-    Sidecar(Box<crate::fence::Sidecar>),
-    ServiceFence(Box<crate::fence::ServiceFence>),
+    Sidecar(Box<crate::objects::istio::Sidecar>),
+    ServiceFence(Box<crate::objects::slime::ServiceFence>),
     /// A custom resource without a typed spec (EnvoyFilter, an applied VirtualService).
-    Custom(Box<crate::fence::CustomObject>),
+    Custom(Box<CustomObject>),
 }
 
 impl KubeObject {
@@ -135,4 +136,15 @@ mod tests {
             );
         }
     }
+}
+
+/// A custom resource meshplane passes through or renders without a typed spec (an
+/// EnvoyFilter's patches, an applied VirtualService).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CustomObject {
+    pub api_version: String,
+    pub kind: String,
+    pub metadata: ObjectMeta,
+    pub spec: Value,
 }
