@@ -36,6 +36,10 @@ pub trait Concept:
     /// reads or writes no Kubernetes object.
     const KINDS: &'static [KindSpec] = &[];
 
+    /// The concept's own kinds of objects that are not Kubernetes objects (`Tenant`,
+    /// `ServiceInstance`), as `meshplane history` names them.
+    const OBJECT_KINDS: &'static [&'static str] = &[];
+
     /// What the daemon keeps for this concept in memory beside the log, never in it (heartbeats,
     /// the address table of callers): rebuilt from the state at every start and rollback, kept
     /// in step with the log by [`Concept::remember`]. `()` for most concepts.
@@ -66,6 +70,14 @@ pub trait Concept:
 
     /// The due commands were executed (or abandoned): judge them again from now on.
     fn settle(_memory: &mut Self::Memory, _done: &[Self::Command]) {}
+
+    /// The streams of this concept that hold (part of) the history of `object` (none when the
+    /// concept keeps nothing of it); a refusal when the name is malformed for the kind.
+    fn history(
+        _object: &crate::history::ObjectName,
+    ) -> Result<Vec<crate::history::HistorySource>, crate::Rejection> {
+        Ok(Vec::new())
+    }
 
     /// The hex SHA-256 the replay digest and the simulator's trace record for this state.
     fn digest(state: &Self::State) -> String {

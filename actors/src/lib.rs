@@ -15,6 +15,7 @@ pub mod concept;
 pub mod ctx;
 pub mod decider;
 pub mod fence;
+pub mod history;
 pub mod instance;
 pub mod kinds;
 pub mod mesh;

@@ -105,21 +105,6 @@ pub fn summarize(event: &Event) -> String {
     }
 }
 
-/// Whether a catalog event concerns the object `kind`/`name` (the catalog stream holds every
-/// tenant, service and the mesh controller; a service's parts live in the service's events).
-pub fn concerns(event: &Event, kind: &str, name: &str) -> bool {
-    match (event, kind) {
-        (Event::TenantApplied(e), "Tenant") => e.name == name,
-        (Event::TenantDeleted(e), "Tenant") => e.name == name,
-        // A tenant's service list changes with its services.
-        (Event::ServiceApplied(e), "Tenant") => e.tenant == name,
-        (Event::ServiceApplied(e), "Service") => e.name == name,
-        (Event::ServiceDeleted(e), "Service") => e.name == name,
-        (Event::MeshControllerApplied(e), "MeshController") => e.name == name,
-        _ => false,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

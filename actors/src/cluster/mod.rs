@@ -190,6 +190,30 @@ impl crate::Concept for Cluster {
     }
 
     fn recall(_: &crate::Mesh, _: Option<()>, _: i64) {}
+
+    /// A watched kind's object: its observations, out of the kind's shared stream.
+    fn history(
+        object: &crate::history::ObjectName,
+    ) -> Result<Vec<crate::history::HistorySource>, crate::Rejection> {
+        fn concerns(event: &Event, object: &crate::history::ObjectName) -> bool {
+            let key = match event {
+                Event::ObjectObserved(e) => &e.key,
+                Event::ObjectGone(e) => &e.key,
+                _ => return false,
+            };
+            key.kind == object.kind && key.namespace == object.namespace && key.name == object.name
+        }
+        let watched = crate::kinds::get(&object.kind).is_some_and(|k| k.is_watched());
+        Ok(watched
+            .then(|| {
+                crate::history::HistorySource::filtered(
+                    events::schema::cluster::stream_of(&object.kind),
+                    concerns,
+                )
+            })
+            .into_iter()
+            .collect())
+    }
 }
 
 impl Decider for Cluster {

@@ -646,6 +646,21 @@ impl crate::Concept for Fences {
         crate::mesh::digest_of(&state.digest_view())
     }
 
+    /// A ServiceFence's (applied by hand or created automatically) and its Sidecar's: what
+    /// the fence learned and how it aged.
+    fn history(
+        object: &crate::history::ObjectName,
+    ) -> Result<Vec<crate::history::HistorySource>, Rejection> {
+        let ours = object.kind == SERVICE_FENCE_KIND || object.kind == SIDECAR_KIND;
+        Ok(ours
+            .then(|| {
+                let fence = FenceKey::new(&object.namespace, &object.name);
+                crate::history::HistorySource::whole(fence.stream())
+            })
+            .into_iter()
+            .collect())
+    }
+
     fn recall(
         mesh: &crate::Mesh,
         _: Option<attribution::Attribution>,

@@ -289,6 +289,22 @@ impl crate::Concept for Instances {
         true
     }
 
+    const OBJECT_KINDS: &'static [&'static str] = &["ServiceInstance"];
+
+    /// A service instance (named `SERVICE/INSTANCE_ID`): its own stream.
+    fn history(
+        object: &crate::history::ObjectName,
+    ) -> Result<Vec<crate::history::HistorySource>, Rejection> {
+        if object.kind != "ServiceInstance" {
+            return Ok(Vec::new());
+        }
+        let (service, id) = object.name.split_once('/').ok_or_else(|| {
+            Rejection::invalid("name", "a service instance is named SERVICE/INSTANCE_ID")
+        })?;
+        let key = InstanceKey::new(service, id);
+        Ok(vec![crate::history::HistorySource::whole(key.stream())])
+    }
+
     fn recall(
         mesh: &crate::Mesh,
         previous: Option<heartbeats::Heartbeats>,

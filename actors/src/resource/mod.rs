@@ -146,6 +146,20 @@ impl crate::Concept for Resources {
     }
 
     fn recall(_: &crate::Mesh, _: Option<()>, _: i64) {}
+
+    /// An applied kind's object: its own stream.
+    fn history(
+        object: &crate::history::ObjectName,
+    ) -> Result<Vec<crate::history::HistorySource>, Rejection> {
+        let applied = crate::kinds::get(&object.kind).is_some_and(|k| k.is_applied());
+        Ok(applied
+            .then(|| {
+                let key = ResourceKey::new(&object.kind, &object.namespace, &object.name);
+                crate::history::HistorySource::whole(key.stream())
+            })
+            .into_iter()
+            .collect())
+    }
 }
 
 impl Decider for Resources {

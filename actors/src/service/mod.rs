@@ -147,6 +147,36 @@ impl crate::Concept for Services {
     }
 
     fn recall(_: &crate::Mesh, _: Option<()>, _: i64) {}
+
+    const OBJECT_KINDS: &'static [&'static str] = &["Tenant", "MeshService", "MeshController"];
+
+    /// The catalog's objects: the catalog stream holds all of them; only the events that
+    /// concern the object.
+    fn history(
+        object: &crate::history::ObjectName,
+    ) -> Result<Vec<crate::history::HistorySource>, Rejection> {
+        let ours = Self::OBJECT_KINDS.contains(&object.kind.as_str());
+        Ok(ours
+            .then(|| crate::history::HistorySource::filtered(CATALOG_STREAM.to_string(), concerns))
+            .into_iter()
+            .collect())
+    }
+}
+
+/// Whether a catalog event concerns the catalog object `object` (the catalog stream holds
+/// every tenant's, service's and the controller's events).
+pub fn concerns(event: &Event, object: &crate::history::ObjectName) -> bool {
+    let name = object.name.as_str();
+    match (event, object.kind.as_str()) {
+        (Event::TenantApplied(e), "Tenant") => e.name == name,
+        (Event::TenantDeleted(e), "Tenant") => e.name == name,
+        // A tenant's service list changes with its services.
+        (Event::ServiceApplied(e), "Tenant") => e.tenant == name,
+        (Event::ServiceApplied(e), "MeshService") => e.name == name,
+        (Event::ServiceDeleted(e), "MeshService") => e.name == name,
+        (Event::MeshControllerApplied(e), "MeshController") => e.name == name,
+        _ => false,
+    }
 }
 
 impl Decider for Services {
