@@ -65,7 +65,7 @@ use adapters::kube::apply::compare::{covers, digest, fill_owner_uids, uid_of, Un
 use adapters::kube::apply::{Applier, ApplyConfig, SyncReport};
 use adapters::kube::kinds::{self, ApiKind};
 use adapters::kube::lease::Leadership;
-use adapters::kube::project::{observed_fence_uids, project_once};
+use adapters::kube::project::{observed_owner_uids, project_once};
 use adapters::metrics::Metrics;
 use events::backend::memory::MemoryBackend;
 use events::schema::{FenceKey, ResourceKey, Via};
@@ -506,7 +506,7 @@ async fn split_restart(dispatcher: &Dispatcher, cluster: MockCluster) -> (MockCl
     let mut applier = new_applier(client);
     let started = Instant::now();
     let mut pass = applier.begin().await.expect("listing");
-    pass.set_observed_uids(observed_fence_uids(dispatcher).await.unwrap());
+    pass.set_observed_uids(observed_owner_uids(dispatcher).await.unwrap());
     let begin = secs(started);
     let walked = Instant::now();
     desired::walk(dispatcher, &mut pass).await.expect("walk");

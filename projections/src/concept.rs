@@ -47,6 +47,11 @@ pub trait Projection: Registered {
     /// The targets the concept writes.
     const TARGETS: Targets;
 
+    /// Kinds of objects someone else applies whose uids the concept's objects name in their
+    /// owner references (a Sidecar is owned by its ServiceFence): the Kubernetes projector reads
+    /// their uids from what the watchers observed before each pass.
+    const OWNER_KINDS: &'static [&'static str] = &[];
+
     /// A position in the concept's desired Kubernetes objects (the key of its state's map).
     type Cursor: Clone + Send + 'static;
 
@@ -83,6 +88,13 @@ macro_rules! projection_table {
         /// Run `visitor` once per concept, in registry order.
         pub fn for_each_projection(visitor: &mut impl ProjectionVisitor) {
             $(visitor.visit::<$ty>();)+
+        }
+
+        /// Every kind some concept's objects may be owned by ([`Projection::OWNER_KINDS`]).
+        pub fn owner_kinds() -> Vec<&'static str> {
+            let mut kinds = Vec::new();
+            $(kinds.extend(<$ty as Projection>::OWNER_KINDS);)+
+            kinds
         }
 
         /// The targets concept `id` writes.

@@ -280,6 +280,7 @@ impl Projection for Fences {
         kube: true,
         etcd: false,
     };
+    const OWNER_KINDS: &'static [&'static str] = &[SERVICE_FENCE_KIND];
     type Cursor = FenceKey;
 
     fn kube_chunk(

@@ -28,10 +28,11 @@ pub async fn project_once(
     applier: &mut Applier,
 ) -> Result<(SyncReport, u64), String> {
     let mut pass = applier.begin().await.map_err(|e| e.to_string())?;
-    // Read after the listing (which can take a while), right before the walk: a fence observed
-    // meanwhile then has its uid, and its Sidecar gets its owner reference in this pass.
+    // Read after the listing (which can take a while), right before the walk: an owner observed
+    // meanwhile (a ServiceFence) then has its uid, and what it owns gets its owner reference in
+    // this pass.
     pass.set_observed_uids(
-        observed_fence_uids(dispatcher)
+        observed_owner_uids(dispatcher)
             .await
             .map_err(|e| e.to_string())?,
     );
@@ -39,13 +40,17 @@ pub async fn project_once(
     Ok((pass.finish().await, position))
 }
 
-/// The uids of the ServiceFences observed in the cluster (the owners of their Sidecars).
-pub async fn observed_fence_uids(
+/// The uids of the observed objects of every kind the projections' objects may be owned by
+/// (`Projection::OWNER_KINDS`: a ServiceFence owns its Sidecar).
+pub async fn observed_owner_uids(
     dispatcher: &Dispatcher,
 ) -> Result<HashMap<ResourceKey, String>, DispatchError> {
+    let kinds = projections::concept::owner_kinds();
     dispatcher
-        .read::<actors::cluster::Cluster, _>(|s, _| {
-            s.of_kind(actors::fence::SERVICE_FENCE_KIND)
+        .read::<actors::cluster::Cluster, _>(move |s, _| {
+            kinds
+                .iter()
+                .flat_map(|kind| s.of_kind(kind))
                 .map(|(k, o)| (k.clone(), o.uid.clone()))
                 .collect()
         })
