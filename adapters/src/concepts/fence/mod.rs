@@ -1,6 +1,8 @@
-//! The fence's I/O side: access-log intake (Envoy ALS over gRPC, JSON lines over HTTP),
-//! Prometheus polling, attribution of callers to services, and the monitor that turns idle
-//! dependencies and passed deadlines into commands. The rules are pure (`actors::fence`).
+//! The fence concept's I/O: its API (fences, explain, the access-log intake's routes), the
+//! access-log intake (Envoy ALS over gRPC, JSON lines over HTTP), Prometheus polling, and the
+//! follower that keeps them in step with the lazyload configuration. The rules are pure
+//! (`actors::fence`: attribution of callers, normalisation, learning, ageing); ageing and
+//! deadlines run as the concept's timers (`crate::host::timers`).
 
 pub mod als;
 pub mod api;
