@@ -63,9 +63,18 @@ pub trait Concept:
 
     /// The commands the concept's timers produce at `now_ms` (liveness transitions, ageing),
     /// in a defined order. Each returned command is marked pending in the memory until
-    /// [`Concept::settle`], so one transition is not decided twice.
-    fn due(_state: &Self::State, _memory: &mut Self::Memory, _now_ms: i64) -> Vec<Self::Command> {
-        Vec::new()
+    /// [`Concept::settle`], so one transition is not decided twice. By default, what
+    /// [`Concept::due_in_memory`] says.
+    fn due(_state: &Self::State, memory: &mut Self::Memory, now_ms: i64) -> Vec<Self::Command> {
+        Self::due_in_memory(memory, now_ms).unwrap_or_default()
+    }
+
+    /// The due commands when the memory alone decides them (liveness from heartbeats), or
+    /// `None` when they need the state ([`Concept::due`]). The daemon judges these without a
+    /// round trip to the concept's actor, so a burst of events waiting in its mailbox (100,000
+    /// instances going silent at once) never delays the next deadline.
+    fn due_in_memory(_memory: &mut Self::Memory, _now_ms: i64) -> Option<Vec<Self::Command>> {
+        None
     }
 
     /// The due commands were executed (or abandoned): judge them again from now on.

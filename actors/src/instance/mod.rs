@@ -320,12 +320,11 @@ impl crate::Concept for Instances {
         memory.follow(event);
     }
 
-    fn due(
-        _: &InstanceState,
+    fn due_in_memory(
         memory: &mut heartbeats::Heartbeats,
         now_ms: i64,
-    ) -> Vec<InstanceCommand> {
-        memory.due(now_ms)
+    ) -> Option<Vec<InstanceCommand>> {
+        Some(memory.due(now_ms))
     }
 
     fn settle(memory: &mut heartbeats::Heartbeats, done: &[InstanceCommand]) {

@@ -87,10 +87,15 @@ pub async fn tick_once<C: Registered>(
     now_ms: i64,
 ) -> Result<TickReport, DispatchError> {
     let memory = dispatcher.memory::<C>();
-    let judged = memory.clone();
-    let due = dispatcher
-        .read::<C, _>(move |state, _| judged.write(|m| C::due(state, m, now_ms)))
-        .await?;
+    let due = match memory.write(|m| C::due_in_memory(m, now_ms)) {
+        Some(due) => due,
+        None => {
+            let judged = memory.clone();
+            dispatcher
+                .read::<C, _>(move |state, _| judged.write(|m| C::due(state, m, now_ms)))
+                .await?
+        }
+    };
     let results: Vec<Result<TickReport, DispatchError>> =
         futures::stream::iter(due.chunks(C::DUE_BATCH.max(1)).map(|chunk| {
             let memory = memory.clone();
