@@ -21,8 +21,9 @@ use uuid::Uuid;
 
 use crate::etcd::{EtcdAdapter, SimEtcd};
 use crate::faults::{FaultCounts, FaultKind, FaultRates};
+use crate::invariants::Checker;
 use crate::kube::{KubeAdapter, SimKube};
-use crate::log::SimLog;
+use crate::log::{LogSource, SimLog, Snapshots};
 use crate::memory::Memories;
 use crate::Bug;
 
@@ -102,8 +103,12 @@ pub struct World {
     pub log: SimLog,
     /// Ids of the acknowledged events, by position: a crash must never lose one.
     pub acked: Vec<Uuid>,
-    /// Ids of records torn by crashes: recovery must never read one back.
-    pub torn_ids: Vec<Uuid>,
+    /// The simulator's own fold of the durable log, record by record (never the daemon's).
+    pub checker: Checker,
+    /// The daemon's snapshots, on disk beside the log (they outlive a crash): its state at
+    /// durable positions, which a restart and a rollback fold from, as `--snapshot-every`, and
+    /// at each of its rollbacks (forgotten if a crash loses the rollback).
+    pub snapshots: Snapshots,
     pub daemon: Option<Daemon>,
     pub restart_at_ms: i64,
     pub kube: SimKube,
@@ -135,7 +140,8 @@ impl World {
             bug,
             log: SimLog::default(),
             acked: Vec::new(),
-            torn_ids: Vec::new(),
+            checker: Checker::default(),
+            snapshots: Snapshots::default(),
             daemon: Some(Daemon::start(Mesh::default(), T0_MS, bug)),
             restart_at_ms: 0,
             kube: SimKube::default(),
@@ -226,10 +232,12 @@ impl World {
                 meta.stream_version
             );
             if let Event::RolledBack(r) = event {
-                // As the daemon: rebuild the state it names from the log, and start liveness
-                // afresh for the restored instances (the grace of a start).
-                let mut source = actors::timeline::Envelopes {
-                    items: self.log.records(),
+                // As the daemon: rebuild the state it names from its newest snapshot at or
+                // before it and the log after that, and start liveness afresh for the
+                // restored instances (the grace of a start).
+                let mut source = LogSource {
+                    records: self.log.records(),
+                    snapshots: &self.snapshots,
                 };
                 match actors::timeline::roll_back(&mut source, r, meta) {
                     Ok(mesh) => {
@@ -243,6 +251,10 @@ impl World {
                         daemon.started_ms = self.now_ms;
                         // The timers judge the restored state at their next tick.
                         daemon.last_tick_ms = None;
+                        // The state at a rollback is a snapshot too (dropped if a crash
+                        // loses the rollback): a later rollback into what follows folds from
+                        // it, never through this one again.
+                        self.snapshots.offer(&mesh);
                         daemon.mesh = mesh;
                         daemon.kube_stale = true;
                         daemon.etcd_stale = true;
@@ -307,12 +319,13 @@ impl World {
         self.crashes += 1;
         self.counts.add(FaultKind::Crash);
         let damage = self.log.crash(&mut self.rng, self.rates.torn_tail);
+        self.snapshots.forget_after(self.log.durable());
         if damage.lost > 0 {
             self.counts.add(FaultKind::UnsyncedLost);
         }
         if let Some(torn) = &self.log.torn {
             self.counts.add(FaultKind::TornTail);
-            self.torn_ids.push(torn.original.event_id);
+            self.checker.torn(torn.original.event_id);
         }
         self.restart_at_ms = self.now_ms + self.rng.random_range(200..3_000);
         let text = format!(
@@ -322,7 +335,8 @@ impl World {
         self.note(&text);
     }
 
-    /// Restart from the log: cut a torn tail, check nothing acknowledged was lost, fold.
+    /// Restart from the log: cut a torn tail, check nothing acknowledged was lost, fold (from
+    /// the newest snapshot, as the daemon with `--snapshot-every`).
     pub fn restart(&mut self) {
         match self.log.recover(self.bug == Some(Bug::TrustTornTail)) {
             Ok(r) => {
@@ -337,10 +351,19 @@ impl World {
             self.failure.get_or_insert(f);
         }
         self.acknowledge(self.log.durable() as usize);
-        match crate::fold(self.log.records()) {
+        let mut source = LogSource {
+            records: self.log.records(),
+            snapshots: &self.snapshots,
+        };
+        match actors::timeline::state_at(&mut source, self.log.head()) {
             Ok(mesh) => {
                 self.daemon = Some(Daemon::start(mesh, self.now_ms, self.bug));
                 self.changed = ConceptSet::all();
+                // What it restarted from (its snapshot, the log after it) folds to what the
+                // checker folded.
+                if let Err(f) = crate::invariants::refold_equals_state(self) {
+                    self.failure.get_or_insert(f);
+                }
             }
             Err(e) => {
                 self.failure.get_or_insert(Failure::new(
@@ -401,8 +424,7 @@ impl World {
                 self.counts.add(FaultKind::SyncDelayed);
                 self.note("sync-delayed");
             } else {
-                self.log.sync();
-                self.acknowledge(self.log.durable() as usize);
+                self.sync();
             }
         }
         self.trace.update(self.line.as_bytes());
@@ -411,6 +433,21 @@ impl World {
             self.trail.pop_front();
         }
         self.trail.push_back(self.line.clone());
+    }
+
+    /// The group commit: the unsynced tail becomes durable, the checker checks and folds it, it
+    /// is acknowledged, and the daemon snapshots its state when it is due.
+    pub fn sync(&mut self) {
+        self.log.sync();
+        if let Err(f) = self.checker.advance(&self.log) {
+            self.failure.get_or_insert(f);
+        }
+        self.acknowledge(self.log.durable() as usize);
+        if let Some(daemon) = &self.daemon {
+            if daemon.mesh.position == self.log.durable() {
+                self.snapshots.offer(&daemon.mesh);
+            }
+        }
     }
 
     fn roll_faults(&mut self) {
