@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::Path;
 
-use actors::timeline::{self, Envelopes, EventSource};
+use actors::timeline::{self, Envelopes, EventSource, Remembering};
 use actors::{Mesh, Meta};
 use events::{Envelope, Event, EventStore, StoreError};
 use projections::MeshDigest;
@@ -83,7 +83,7 @@ impl Replay {
             }
         }
         let end = to.unwrap_or(all.len() as u64).min(all.len() as u64);
-        let mesh = timeline::state_at(&mut Envelopes { items: &all }, end)?;
+        let mesh = timeline::state_at(&mut Remembering::new(Envelopes { items: &all }), end)?;
         Ok(Replay {
             events: mesh.position,
             mesh,
@@ -102,15 +102,15 @@ impl Replay {
         on_position: &mut dyn FnMut(u64),
     ) -> Result<Self, StoreError> {
         let end = to.unwrap_or(u64::MAX).min(store.head());
-        let mut source = Watched::new(
+        let mut source = Remembering::new(Watched::new(
             adapters::host::StoreSource::new(store, snapshots),
             on_position,
-        );
+        ));
         let mesh = timeline::state_at(&mut source, end)?;
         Ok(Replay {
             events: mesh.position,
             mesh,
-            snapshot: source.base,
+            snapshot: source.inner.base,
         })
     }
 

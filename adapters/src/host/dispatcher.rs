@@ -412,7 +412,8 @@ impl Dispatcher {
     async fn deliver_rollback(&self, r: RolledBack, meta: Meta) -> Result<(), Error> {
         let store = self.store.clone();
         let mesh = tokio::task::spawn_blocking(move || {
-            timeline::roll_back(&mut StoreSource::new(store.as_ref(), None), &r, &meta)
+            let mut source = timeline::Remembering::new(StoreSource::new(store.as_ref(), None));
+            timeline::roll_back(&mut source, &r, &meta)
         })
         .await
         .map_err(|e| Error::Host(format!("rollback task failed: {e}")))??;

@@ -8,7 +8,7 @@ use std::sync::mpsc;
 use std::path::Path;
 
 use actors::mesh::meta_of;
-use actors::timeline::{self, EventSource};
+use actors::timeline::{self, EventSource, Remembering};
 use actors::{Mesh, Meta};
 use events::{Event, EventStore, StoreError};
 
@@ -46,14 +46,14 @@ pub fn fold_onto(store: &dyn EventStore, mesh: Mesh, to: Option<u64>) -> Result<
             }
         });
         let mut mesh = mesh;
+        // One source for every rollback of the fold: each starts from the state after the
+        // previous one, never from position 1 again (chained rollbacks stay linear).
+        let mut rollbacks = Remembering::new(StoreSource::new(store, None));
         for batch in rx {
             for (event, meta) in batch? {
                 mesh = match event {
                     // Rare: rebuild the state it names by reading the log again.
-                    Event::RolledBack(r) => {
-                        let mut source = StoreSource::new(store, None);
-                        timeline::roll_back(&mut source, &r, &meta)?
-                    }
+                    Event::RolledBack(r) => timeline::roll_back(&mut rollbacks, &r, &meta)?,
                     event => {
                         mesh.evolve(event, &meta);
                         mesh
@@ -105,7 +105,10 @@ pub fn state_at(
     snapshots: Option<&Path>,
     position: u64,
 ) -> Result<Mesh, StoreError> {
-    timeline::state_at(&mut StoreSource::new(store, snapshots), position)
+    timeline::state_at(
+        &mut Remembering::new(StoreSource::new(store, snapshots)),
+        position,
+    )
 }
 
 fn read_decoded(
