@@ -36,6 +36,17 @@ pub trait Concept:
     /// reads or writes no Kubernetes object.
     const KINDS: &'static [KindSpec] = &[];
 
+    /// Whether the concept takes the declarative documents no other concept takes (the generic
+    /// resources, which refuse what is no known kind, naming the field). One concept does.
+    const TAKES_OTHER_DOCUMENTS: bool = false;
+
+    /// The apply command for a declarative document (`meshplane apply`, `/api/v1/apply`) when
+    /// it is this concept's (EaseMesh's `mesh.megaease.com` group is the service concept's),
+    /// `None` otherwise.
+    fn document(_document: &serde_json::Value) -> Option<Result<Self::Command, crate::Rejection>> {
+        None
+    }
+
     /// The concept's own kinds of objects that are not Kubernetes objects (`Tenant`,
     /// `ServiceInstance`), as `meshplane history` names them.
     const OBJECT_KINDS: &'static [&'static str] = &[];

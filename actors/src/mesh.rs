@@ -8,8 +8,6 @@ use sha2::{Digest, Sha256};
 use crate::ctx::Ctx;
 use crate::decider::{Decision, Meta, Rejection};
 use crate::registry::{for_each_concept, visit_concept, ConceptSet, ConceptVisitor, Registered};
-use crate::resource::{ResourceCommand, ResourceManifest};
-use crate::service::{CatalogItem, ServiceCommand};
 
 pub use crate::registry::{ConceptId, Mesh, MeshCommand};
 
@@ -178,16 +176,32 @@ impl Mesh {
     }
 }
 
-/// The apply command for one declarative document: EaseMesh's group goes to the service
-/// concept, everything else to the declarative-resource concept.
+/// The apply command for one declarative document: the first concept, in registry order, that
+/// takes it (`Concept::document`), else the concept that takes the others (the generic
+/// resources).
 pub fn document_command(document: &serde_json::Value) -> Result<MeshCommand, Rejection> {
-    if CatalogItem::claims(document) {
-        let item = CatalogItem::from_document(document)?;
-        Ok(MeshCommand::Service(ServiceCommand::Apply(vec![item])))
-    } else {
-        let manifest = ResourceManifest::from_value(document)?;
-        Ok(MeshCommand::Resource(ResourceCommand::Apply(manifest)))
+    struct Take<'a> {
+        document: &'a serde_json::Value,
+        others: bool,
+        out: Option<Result<MeshCommand, Rejection>>,
     }
+    impl ConceptVisitor for Take<'_> {
+        fn visit<C: Registered>(&mut self) {
+            if self.out.is_none() && C::TAKES_OTHER_DOCUMENTS == self.others {
+                self.out = C::document(self.document).map(|r| r.map(C::wrap));
+            }
+        }
+    }
+    let mut take = Take {
+        document,
+        others: false,
+        out: None,
+    };
+    for_each_concept(&mut take);
+    take.others = true;
+    for_each_concept(&mut take);
+    take.out
+        .unwrap_or_else(|| Err(Rejection::invalid("kind", "no concept takes this document")))
 }
 
 /// The position metadata of a stored event.
@@ -209,7 +223,7 @@ pub fn digest_of<T: Serialize>(value: &T) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::resource::ResourceManifest;
+    use crate::resource::{ResourceCommand, ResourceManifest};
     use serde_json::json;
 
     #[test]

@@ -129,6 +129,7 @@ pub struct Resources;
 
 impl crate::Concept for Resources {
     const NAME: &'static str = "resource";
+    const TAKES_OTHER_DOCUMENTS: bool = true;
     const KINDS: &'static [crate::kinds::KindSpec] = kinds::KINDS;
     type Memory = ();
 
@@ -146,6 +147,11 @@ impl crate::Concept for Resources {
     }
 
     fn recall(_: &crate::Mesh, _: Option<()>, _: i64) {}
+
+    /// Any Kubernetes object no other concept takes, validated against the kind table.
+    fn document(document: &serde_json::Value) -> Option<Result<ResourceCommand, Rejection>> {
+        Some(ResourceManifest::from_value(document).map(ResourceCommand::Apply))
+    }
 
     /// An applied kind's object: its own stream.
     fn history(

@@ -150,6 +150,14 @@ impl crate::Concept for Services {
 
     const OBJECT_KINDS: &'static [&'static str] = &["Tenant", "MeshService", "MeshController"];
 
+    /// EaseMesh's objects (`mesh.megaease.com`): tenants, services and their parts, the mesh
+    /// controller.
+    fn document(document: &serde_json::Value) -> Option<Result<ServiceCommand, Rejection>> {
+        CatalogItem::claims(document).then(|| {
+            CatalogItem::from_document(document).map(|item| ServiceCommand::Apply(vec![item]))
+        })
+    }
+
     /// The catalog's objects: the catalog stream holds all of them; only the events that
     /// concern the object.
     fn history(
