@@ -68,19 +68,7 @@ impl Drop for Recorder {
 
 impl Recorder {
     fn command(&self) -> Command {
-        let mut command = Command::new(&self.bin);
-        for var in [
-            "MESHPLANE_SERVER",
-            "MESHPLANE_TOKEN",
-            "MESHPLANE_DATA",
-            "MESHPLANE_LISTEN",
-            "MESHPLANE_MANIFESTS",
-            "RUST_LOG",
-        ] {
-            command.env_remove(var);
-        }
-        command.env("HOME", self.sandbox.home());
-        command
+        self.sandbox.command_of(&self.bin)
     }
 
     fn cli(&self, args: &[&str]) -> Output {

@@ -100,7 +100,7 @@ impl KubeChanges {
 
 impl Observer for KubeChanges {
     fn observe(&self, event: &events::Event, meta: &actors::Meta) {
-        if projections::concept::changes_kube(event) {
+        if projections::concept::targets_of(event).kube {
             self.0.fetch_max(meta.position, Ordering::AcqRel);
         }
     }

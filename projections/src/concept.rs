@@ -108,26 +108,15 @@ macro_rules! projection_table {
 
 actors::with_concepts!(projection_table);
 
-/// Every Kubernetes object concept `P` desires, walked chunk by chunk (for tools and tests;
-/// adapters walk the chunks themselves).
-pub fn all_kube<P: Projection>(state: &P::State, chunk: usize, out: &mut Vec<DesiredItem>) {
-    let mut after = None;
-    while let Some(last) = P::kube_chunk(state, after.as_ref(), chunk, out) {
-        after = Some(last);
-    }
-}
-
-/// Whether `event` changes some concept's desired Kubernetes objects (the projectors skip a
-/// pass otherwise: registry transitions at 100,000 instances never cost one).
-pub fn changes_kube(event: &events::Event) -> bool {
+/// The targets whose desired state `event` may change: those of every concept that folds it.
+/// The projectors skip a pass otherwise (registry transitions at 100,000 instances never cost
+/// a Kubernetes pass).
+pub fn targets_of(event: &events::Event) -> Targets {
     actors::registry::ConceptSet::folding(event)
         .iter()
-        .any(|id| targets(id).kube)
-}
-
-/// Whether `event` changes some concept's etcd keys.
-pub fn changes_etcd(event: &events::Event) -> bool {
-    actors::registry::ConceptSet::folding(event)
-        .iter()
-        .any(|id| targets(id).etcd)
+        .map(targets)
+        .fold(Targets::NONE, |a, b| Targets {
+            kube: a.kube || b.kube,
+            etcd: a.etcd || b.etcd,
+        })
 }

@@ -42,12 +42,9 @@ impl Desired {
         let mut hasher = Sha256::new();
         let mut buf = Vec::with_capacity(4096);
         for (r, object) in &self.kube {
-            hasher.update(r.to_string().as_bytes());
-            hasher.update([0]);
             buf.clear();
             object.write_json(&mut buf);
-            hasher.update(&buf);
-            hasher.update([0]);
+            hash_object(&mut hasher, r, &buf);
         }
         hasher.update([1]);
         hash_etcd(&mut hasher, &self.etcd);
@@ -166,15 +163,20 @@ pub fn desired_digest(mesh: &Mesh) -> String {
     });
     let mut hasher = Sha256::new();
     for (r, json) in &objects {
-        hasher.update(r.to_string().as_bytes());
-        hasher.update([0]);
-        hasher.update(json);
-        hasher.update([0]);
+        hash_object(&mut hasher, r, json);
     }
     drop(objects);
     hasher.update([1]);
     hash_etcd(&mut hasher, &desired_etcd(mesh));
     hex::encode(hasher.finalize())
+}
+
+/// One desired object's part of the digest: its identity and its JSON text.
+fn hash_object(hasher: &mut Sha256, r: &ObjectRef, json: &[u8]) {
+    hasher.update(r.to_string().as_bytes());
+    hasher.update([0]);
+    hasher.update(json);
+    hasher.update([0]);
 }
 
 fn hash_etcd(hasher: &mut Sha256, etcd: &BTreeMap<String, String>) {

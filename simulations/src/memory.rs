@@ -54,6 +54,15 @@ impl Memories {
         }
     }
 
+    /// After a rollback: every memory rebuilt from `mesh`, keeping what the old ones knew that
+    /// still holds (heartbeats of instances still registered).
+    pub fn rebuild(&mut self, mesh: &Mesh, now_ms: i64) {
+        let previous = Memories {
+            cells: std::mem::take(&mut self.cells),
+        };
+        *self = Memories::recall(mesh, Some(previous), now_ms);
+    }
+
     /// Concept `C`'s memory.
     pub fn of<C: Registered>(&self) -> &C::Memory {
         self.cells[C::ID as usize]

@@ -243,11 +243,7 @@ impl World {
                     Ok(mesh) => {
                         // As the daemon: every memory rebuilt from the restored state, keeping
                         // what still holds (heartbeats of instances still registered).
-                        let previous = std::mem::replace(
-                            &mut daemon.memories,
-                            Memories::recall(&Mesh::default(), None, self.now_ms),
-                        );
-                        daemon.memories = Memories::recall(&mesh, Some(previous), self.now_ms);
+                        daemon.memories.rebuild(&mesh, self.now_ms);
                         daemon.started_ms = self.now_ms;
                         // The timers judge the restored state at their next tick.
                         daemon.last_tick_ms = None;
@@ -269,8 +265,9 @@ impl World {
                 }
                 continue;
             }
-            daemon.kube_stale |= projections::concept::changes_kube(event);
-            daemon.etcd_stale |= projections::concept::changes_etcd(event);
+            let targets = projections::concept::targets_of(event);
+            daemon.kube_stale |= targets.kube;
+            daemon.etcd_stale |= targets.etcd;
             self.changed = self.changed.union(ConceptSet::folding(event));
             daemon.mesh.evolve(event.clone(), meta);
             daemon.memories.remember(event, meta);

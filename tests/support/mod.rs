@@ -54,7 +54,12 @@ impl Sandbox {
 
     /// A `meshplane` command with an environment that cannot leak in from the developer's.
     pub fn command(&self) -> Command {
-        let mut command = Command::new(BIN);
+        self.command_of(Path::new(BIN))
+    }
+
+    /// The same, running another build's binary (`tests/record_fixture.rs`).
+    pub fn command_of(&self, bin: &Path) -> Command {
+        let mut command = Command::new(bin);
         for var in [
             "MESHPLANE_SERVER",
             "MESHPLANE_TOKEN",
