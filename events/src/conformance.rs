@@ -38,6 +38,13 @@ pub trait Harness {
     /// With no log open, store `bytes` as one raw record right after the last stored one: a
     /// torn write, or garbage that landed at the end of the log.
     fn write_garbage(&self, bytes: &[u8]);
+
+    /// Whether damage at the end of this backend's log can be a torn write, which recovery cuts.
+    /// A backend whose commits are atomic (redb) can never hold a torn record: damage there is
+    /// the medium's or a bug's, and the open refuses it with a report instead.
+    fn cuts_damaged_tail(&self) -> bool {
+        true
+    }
 }
 
 /// The in-memory backend over a [`MemoryDisk`] that outlives each backend opened on it.
@@ -689,6 +696,35 @@ pub fn reopen<H: Harness>(h: &H) {
     assert_eq!(r.first_position, 8);
 }
 
+/// A backend that never tears a write refuses a damaged record at the end: the open fails with
+/// a report naming the position and what is intact, and changes nothing (it fails again).
+fn refuses_damaged_tail<H: Harness>(h: &H, next_frame: impl Fn(u64) -> Vec<u8>) {
+    let good = all(&open_sync(h));
+    let head = good.len() as u64;
+    let mut damaged = next_frame(head + 1);
+    let last = damaged.len() - 1;
+    damaged[last] ^= 0x10;
+    h.write_garbage(&damaged);
+    for attempt in 0..2 {
+        match SyncLog::open(h.open()) {
+            Err(StoreError::Damaged(damage)) => {
+                assert_eq!(damage.first_bad, head + 1, "attempt {attempt}: {damage}");
+                let report = damage.to_string();
+                assert!(report.contains("checksum mismatch"), "{report}");
+                assert!(
+                    report.contains(&format!("Positions 1 to {head} are intact")),
+                    "{report}"
+                );
+            }
+            Err(other) => panic!("attempt {attempt}: expected a damage report, got {other}"),
+            Ok(log) => panic!(
+                "attempt {attempt}: a damaged log was opened, head {}",
+                log.head()
+            ),
+        }
+    }
+}
+
 /// A torn or corrupt record at the end is cut on open and reported; the good events stay
 /// readable, and appends continue after them and survive another reopen.
 pub fn corrupt_tail<H: Harness>(h: &H) {
@@ -712,6 +748,9 @@ pub fn corrupt_tail<H: Harness>(h: &H) {
         );
         frame::encode(&stored(&e, position, "c/0", 99)).expect("frame encodes")
     };
+    if !h.cuts_damaged_tail() {
+        return refuses_damaged_tail(h, next_frame);
+    }
     type Damage = Box<dyn Fn(u64) -> Vec<Vec<u8>>>;
     let kinds: Vec<(&str, Damage)> = vec![
         (

@@ -43,6 +43,17 @@ pub enum StoreError {
     /// The storage engine failed.
     #[error("storage: {0}")]
     Storage(String),
+    /// The log is damaged and is not served: the report says where and what is intact.
+    #[error("{0}")]
+    Damaged(Box<crate::damage::Damage>),
+    /// The medium is full: nothing was written, and the log reopens by itself once a write can
+    /// succeed again.
+    #[error("no space left for the event log: {0}")]
+    Full(String),
+    /// The log cannot write right now (a failed commit or fsync); nothing was acknowledged, and
+    /// the log reopens by itself once the medium works again.
+    #[error("the event log cannot write: {0}")]
+    Unavailable(String),
     /// Filesystem I/O failed.
     #[error("i/o: {0}")]
     Io(#[from] std::io::Error),
@@ -52,4 +63,23 @@ pub enum StoreError {
     /// A JSON Lines import/export line was malformed.
     #[error("line {line}: {reason}")]
     Jsonl { line: usize, reason: String },
+}
+
+impl StoreError {
+    /// The same failure again, for every write refused while the log cannot write: a full
+    /// medium stays "full", damage stays damage, anything else is "cannot write".
+    pub fn again(&self) -> StoreError {
+        match self {
+            StoreError::Full(reason) => StoreError::Full(reason.clone()),
+            StoreError::Damaged(damage) => StoreError::Damaged(damage.clone()),
+            StoreError::Unavailable(reason) => StoreError::Unavailable(reason.clone()),
+            other => StoreError::Unavailable(other.to_string()),
+        }
+    }
+
+    /// Whether the medium failed (full, or an I/O failure) rather than the request or the data:
+    /// the log stops writing and reopens by itself once the medium works.
+    pub fn is_medium_failure(&self) -> bool {
+        matches!(self, StoreError::Full(_) | StoreError::Unavailable(_))
+    }
 }

@@ -81,6 +81,42 @@ pub fn decode_prefix(bytes: &[u8]) -> Result<(Envelope, usize), String> {
     Ok((envelope, HEADER_LEN + len))
 }
 
+/// Check the frame of the record at `position` without decoding the whole envelope: its length,
+/// its checksum, its envelope version and the position it claims (the envelope's first field).
+/// What opening a log runs over every record; returns the body's checksum.
+pub fn verify(position: u64, frame: &[u8]) -> Result<u32, StoreError> {
+    let corrupt = |reason: String| StoreError::Corrupt { position, reason };
+    if frame.len() < HEADER_LEN {
+        return Err(corrupt(format!(
+            "{} bytes, shorter than a frame header",
+            frame.len()
+        )));
+    }
+    let len = u32::from_le_bytes(frame[0..4].try_into().expect("4 bytes")) as usize;
+    let crc = u32::from_le_bytes(frame[4..8].try_into().expect("4 bytes"));
+    if frame.len() != HEADER_LEN + len {
+        return Err(corrupt(format!(
+            "length field {len} does not match the record's {} bytes",
+            frame.len() - HEADER_LEN
+        )));
+    }
+    let body = &frame[HEADER_LEN..];
+    if crc32c::crc32c(body) != crc {
+        return Err(corrupt("checksum mismatch".to_string()));
+    }
+    match body.first() {
+        Some(&ENVELOPE_VERSION) => {}
+        Some(v) => return Err(corrupt(format!("unknown envelope version {v}"))),
+        None => return Err(corrupt("empty record body".to_string())),
+    }
+    let (claimed, _) = postcard::take_from_bytes::<u64>(&body[1..])
+        .map_err(|e| corrupt(format!("envelope does not decode: {e}")))?;
+    if claimed != position {
+        return Err(corrupt(format!("record claims position {claimed}")));
+    }
+    Ok(crc)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -128,5 +164,22 @@ mod tests {
         }
         let err = decode(2, &frame).unwrap_err().to_string();
         assert!(err.contains("claims position 1"), "{err}");
+    }
+
+    #[test]
+    fn verify_agrees_with_decode() {
+        let frame = encode(&sample(9)).unwrap();
+        assert_eq!(verify(9, &frame).unwrap(), crc32c::crc32c(&frame[8..]));
+        assert!(verify(8, &frame).unwrap_err().to_string().contains("claims position 9"));
+        for byte in 0..frame.len() {
+            for bit in 0..8 {
+                let mut bad = frame.clone();
+                bad[byte] ^= 1 << bit;
+                assert!(verify(9, &bad).is_err(), "flip at byte {byte} bit {bit}");
+            }
+        }
+        for cut in 0..frame.len() {
+            assert!(verify(9, &frame[..cut]).is_err());
+        }
     }
 }

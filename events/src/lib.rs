@@ -19,11 +19,13 @@
 
 pub mod backend;
 pub mod conformance;
+pub mod damage;
 pub mod envelope;
 pub mod error;
 pub mod frame;
 pub mod jsonl;
 pub mod log;
+pub mod salvage;
 pub mod schema;
 pub mod store;
 

@@ -30,6 +30,10 @@ struct Writer<B: Backend> {
     backend: B,
     reader: B::Reader,
     head: u64,
+    /// Why the medium failed, while it does: every batch is refused until the backend heals.
+    broken: Option<StoreError>,
+    /// The same, for readers of [`EventStore::health`].
+    health: Arc<Mutex<Option<StoreError>>>,
 }
 
 /// State of a batch under construction: what accepted-but-uncommitted transactions changed.
@@ -50,6 +54,8 @@ impl<B: Backend> Writer<B> {
                 backend,
                 reader,
                 head,
+                broken: None,
+                health: Arc::default(),
             },
             recovery,
         ))
@@ -229,7 +235,32 @@ impl<B: Backend> Writer<B> {
     }
 
     /// Validate and commit a batch: one durable commit for all accepted transactions.
+    /// Try to get a broken medium writable again.
+    fn heal(&mut self) {
+        if self.broken.is_none() {
+            return;
+        }
+        match self.backend.heal() {
+            Ok(head) => {
+                self.head = self.head.max(head);
+                self.set_broken(None);
+            }
+            Err(e) => self.set_broken(Some(e)),
+        }
+    }
+
+    fn set_broken(&mut self, broken: Option<StoreError>) {
+        if let Ok(mut health) = self.health.lock() {
+            *health = broken.as_ref().map(StoreError::again);
+        }
+        self.broken = broken;
+    }
+
     fn commit_batch(&mut self, txns: Vec<Transaction>) -> Vec<Result<AppendResult, StoreError>> {
+        self.heal();
+        if let Some(broken) = &self.broken {
+            return txns.iter().map(|_| Err(broken.again())).collect();
+        }
         let mut overlay = Overlay::default();
         let mut results: Vec<Result<AppendResult, StoreError>> = txns
             .into_iter()
@@ -241,11 +272,17 @@ impl<B: Backend> Writer<B> {
         match self.backend.commit(&overlay.records) {
             Ok(()) => self.head += overlay.records.len() as u64,
             Err(e) => {
-                let reason = e.to_string();
+                let failed = |e: &StoreError| match e {
+                    e if e.is_medium_failure() => e.again(),
+                    other => StoreError::Storage(format!("commit failed: {other}")),
+                };
                 for result in results.iter_mut() {
                     if matches!(result, Ok(r) if !r.duplicate) {
-                        *result = Err(StoreError::Storage(format!("commit failed: {reason}")));
+                        *result = Err(failed(&e));
                     }
+                }
+                if e.is_medium_failure() {
+                    self.set_broken(Some(e));
                 }
             }
         }
@@ -262,7 +299,11 @@ struct Shared<R> {
     reader: R,
     head: Arc<HeadWatch>,
     recovery: Recovery,
+    health: Arc<Mutex<Option<StoreError>>>,
 }
+
+/// How often a writer whose medium failed tries to reopen it, with no append waiting.
+const HEAL_EVERY: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// A log with a group-commit writer thread. Cloning shares the same log.
 pub struct Log<B: Backend> {
@@ -280,12 +321,31 @@ impl<B: Backend> Log<B> {
             reader: writer.reader.clone(),
             head: head.clone(),
             recovery,
+            health: writer.health.clone(),
         });
         let (sender, receiver) = mpsc::channel::<Request>();
         let thread = std::thread::Builder::new()
             .name("meshplane-log-writer".into())
             .spawn(move || {
-                while let Ok(first) = receiver.recv() {
+                loop {
+                    // While the medium is broken, wake up to reopen it even when no append
+                    // comes, so the log (and readiness) recovers by itself.
+                    let first = if writer.broken.is_some() {
+                        match receiver.recv_timeout(HEAL_EVERY) {
+                            Ok(first) => first,
+                            Err(mpsc::RecvTimeoutError::Timeout) => {
+                                writer.heal();
+                                head.advance(writer.head);
+                                continue;
+                            }
+                            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+                        }
+                    } else {
+                        match receiver.recv() {
+                            Ok(first) => first,
+                            Err(_) => break,
+                        }
+                    };
                     let mut events = first.txn.event_count();
                     let mut batch = vec![first];
                     while events < MAX_BATCH_EVENTS {
@@ -375,6 +435,13 @@ impl<B: Backend> EventStore for Log<B> {
 
     fn recovery(&self) -> Recovery {
         self.shared.recovery.clone()
+    }
+
+    fn health(&self) -> Result<(), StoreError> {
+        match self.shared.health.lock() {
+            Ok(health) => health.as_ref().map_or(Ok(()), |e| Err(e.again())),
+            Err(_) => Err(StoreError::Unavailable("the log writer panicked".into())),
+        }
     }
 }
 
@@ -474,6 +541,13 @@ impl<B: Backend> EventStore for SyncLog<B> {
 
     fn recovery(&self) -> Recovery {
         self.recovery.clone()
+    }
+
+    fn health(&self) -> Result<(), StoreError> {
+        match self.writer.lock() {
+            Ok(writer) => writer.broken.as_ref().map_or(Ok(()), |e| Err(e.again())),
+            Err(_) => Err(StoreError::Unavailable("the log writer panicked".into())),
+        }
     }
 }
 

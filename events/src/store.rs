@@ -50,6 +50,12 @@ pub trait EventStore: Send + Sync {
     /// What was found and cut at the end of the log when it was opened.
     fn recovery(&self) -> Recovery;
 
+    /// Whether the log can write: `Err` while its medium is full or failing (it reopens by
+    /// itself once the medium works) or after it found damage.
+    fn health(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+
     /// Commit a transaction and wait until it is durable.
     fn commit(&self, txn: Transaction) -> Result<AppendResult, StoreError> {
         let (tx, rx) = std::sync::mpsc::sync_channel(1);
@@ -84,11 +90,14 @@ pub struct Recovery {
     pub reason: Option<String>,
     /// The last good position kept.
     pub head: u64,
+    /// What the open repaired without cutting a record (a torn, never acknowledged commit rolled
+    /// back by the storage engine), or could not check.
+    pub notes: Vec<String>,
 }
 
 impl Recovery {
     pub fn is_clean(&self) -> bool {
-        self.cut_records == 0
+        self.cut_records == 0 && self.notes.is_empty()
     }
 }
 
@@ -96,6 +105,13 @@ impl std::fmt::Display for Recovery {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         if self.is_clean() {
             write!(f, "log is clean up to position {}", self.head)
+        } else if self.cut_records == 0 {
+            write!(
+                f,
+                "log verified up to position {}; {}",
+                self.head,
+                self.notes.join("; ")
+            )
         } else {
             write!(
                 f,

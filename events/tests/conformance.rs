@@ -40,6 +40,26 @@ mod durable {
         store.read_from(1, usize::MAX).unwrap()
     }
 
+    /// Open a damaged log that must be refused, and return the report.
+    fn refused<H: Harness>(h: &H) -> events::damage::Damage {
+        match h.open_log_result() {
+            Err(StoreError::Damaged(damage)) => *damage,
+            Err(other) => panic!("expected a damage report, got {other}"),
+            Ok(head) => panic!("a damaged log was opened, head {head}"),
+        }
+    }
+
+    /// Opening through the harness, with the open's error instead of a panic.
+    pub trait OpenResult {
+        fn open_log_result(&self) -> Result<u64, StoreError>;
+    }
+
+    impl<H: Harness> OpenResult for H {
+        fn open_log_result(&self) -> Result<u64, StoreError> {
+            SyncLog::open(self.open()).map(|log| log.head())
+        }
+    }
+
     /// A well-formed frame that no commit wrote, at a gap after the log, is cut like garbage.
     pub fn gap_after_the_log<H: RawAccess>(h: &H) {
         let before = {
@@ -56,6 +76,14 @@ mod durable {
         let orphan = frame::encode(&orphan).unwrap();
         h.write_raw(9, &orphan);
         h.write_raw(12, b"trailing garbage");
+        if !h.cuts_damaged_tail() {
+            let damage = refused(h);
+            assert_eq!(damage.first_bad, 5, "{damage}");
+            assert!(damage.reason.contains("next stored record is at 9"), "{damage}");
+            assert_eq!(damage.intact_after, Some(1), "the orphan frame is intact: {damage}");
+            assert_eq!(refused(h), damage, "nothing was changed");
+            return;
+        }
         let log = Log::open(h.open()).unwrap();
         let recovery = log.recovery();
         assert_eq!((recovery.cut_records, recovery.head), (2, 4), "{recovery}");
@@ -89,6 +117,11 @@ mod durable {
             log.commit(s_txn.clone()).unwrap();
         }
         h.write_raw(4, b"bit rot");
+        if !h.cuts_damaged_tail() {
+            let damage = refused(h);
+            assert_eq!((damage.first_bad, damage.intact_after), (4, Some(0)), "{damage}");
+            return;
+        }
         {
             let log = Log::open(h.open()).unwrap();
             assert_eq!((log.recovery().cut_records, log.head()), (1, 3));
@@ -144,6 +177,17 @@ mod durable {
         frame5[12] ^= 1;
         h.settle();
         h.write_raw(5, &frame5);
+        if !h.cuts_damaged_tail() {
+            // Verified on open: a hole in the middle is refused before any state is built on it.
+            let damage = refused(h);
+            assert_eq!(
+                (damage.first_bad, damage.intact_after, damage.last_intact),
+                (5, Some(1), Some(6)),
+                "{damage}"
+            );
+            assert!(damage.reason.contains("checksum"), "{damage}");
+            return;
+        }
         let log = Log::open(h.open()).unwrap();
         assert!(log.recovery().is_clean(), "only the tail is cut on open");
         assert_eq!(log.head(), 6);
@@ -254,6 +298,10 @@ mod redb {
         fn write_garbage(&self, bytes: &[u8]) {
             RedbBackend::write_garbage_record(&self.path(), bytes).unwrap();
         }
+
+        fn cuts_damaged_tail(&self) -> bool {
+            false
+        }
     }
 
     impl RawAccess for RedbHarness {
@@ -336,8 +384,8 @@ mod redb {
         }
     }
 
-    /// A damaged record that is not in the index tables yet cannot be indexed on open: the
-    /// open fails and names it, rather than cutting the committed events after it.
+    /// A damaged record in the middle of the log fails the open and is named, with the intact
+    /// record after it; the committed events after it are never cut.
     #[test]
     fn a_damaged_unindexed_record_fails_the_open() {
         use events::{EventStore, ExpectedVersion, Log};
@@ -360,13 +408,14 @@ mod redb {
         bad[10] ^= 4;
         h.write_raw(2, &bad);
         match Log::open(h.open()) {
-            Err(events::StoreError::Corrupt {
-                position: 2,
-                reason,
-            }) => {
-                assert!(reason.contains("not yet in the index tables"), "{reason}")
+            Err(events::StoreError::Damaged(damage)) => {
+                assert_eq!(
+                    (damage.first_bad, damage.intact_after, damage.last_intact),
+                    (2, Some(1), Some(3)),
+                    "{damage}"
+                );
             }
-            Err(e) => panic!("expected a corrupt record at 2, got {e}"),
+            Err(e) => panic!("expected damage at 2, got {e}"),
             Ok(_) => panic!("the open must fail"),
         }
     }
@@ -429,11 +478,11 @@ mod redb {
         }
     }
 
-    /// Damage inside a chunk of several records: the good records before it stay, the
-    /// damaged one and the rest of the chunk are cut.
+    /// Damage inside a chunk of several records: the open is refused and names the damaged
+    /// record; the intact one after it in the same chunk is counted, and nothing is cut.
     #[test]
-    fn damage_inside_a_chunk_cuts_its_rest() {
-        use events::{EventStore, ExpectedVersion, Log, NewEvent, SyncLog};
+    fn damage_inside_a_chunk_is_refused_and_named() {
+        use events::{EventStore, ExpectedVersion, Log, NewEvent};
         let h = RedbHarness::new();
         let event = |n: u64| NewEvent {
             event_id: uuid::Uuid::from_u128(0xabc_0000 + u128::from(n)),
@@ -458,21 +507,20 @@ mod redb {
         }
         chunk[fourth_at + 9] ^= 0x80;
         h.write_raw(1, &chunk);
-        let log = Log::open(h.open()).unwrap();
-        let recovery = log.recovery();
-        assert_eq!((recovery.cut_records, recovery.head), (2, 3), "{recovery}");
-        assert_eq!(recovery.cut_bytes as usize, chunk.len() - fourth_at);
-        assert!(recovery.reason.unwrap().contains("checksum"));
-        assert_eq!(log.read_from(1, 10).unwrap(), all[..3].to_vec());
-        assert_eq!(log.stream_version("d").unwrap(), 3);
-        let again = log
-            .append("d", ExpectedVersion::Exact(3), vec![event(4)])
-            .unwrap();
-        assert_eq!((again.first_position, again.duplicate), (4, false));
-        drop(log);
-        let log = SyncLog::open(h.open()).unwrap();
-        assert!(log.recovery().is_clean());
-        assert_eq!(log.head(), 4);
+        for _ in 0..2 {
+            match Log::open(h.open()) {
+                Err(events::StoreError::Damaged(damage)) => {
+                    assert_eq!(
+                        (damage.first_bad, damage.intact_after, damage.last_intact),
+                        (4, Some(1), Some(5)),
+                        "{damage}"
+                    );
+                    assert!(damage.reason.contains("checksum"), "{damage}");
+                }
+                Err(e) => panic!("expected damage at 4, got {e}"),
+                Ok(_) => panic!("the open must fail"),
+            }
+        }
     }
 
     #[test]
@@ -490,7 +538,9 @@ mod redb {
         let h = RedbHarness::new();
         let _first = h.open();
         match RedbBackend::open(&h.path()) {
-            Err(events::StoreError::Storage(msg)) => assert!(msg.contains("redb: open"), "{msg}"),
+            Err(events::StoreError::Storage(msg)) => {
+                assert!(msg.contains("open in another process"), "{msg}")
+            }
             Err(e) => panic!("expected a storage error, got {e}"),
             Ok(_) => panic!("the file is already open"),
         }

@@ -115,6 +115,7 @@ impl Backend for MemoryBackend {
             cut_bytes: cut.iter().map(|f| f.len() as u64).sum(),
             reason,
             head: good as u64,
+            notes: Vec::new(),
         })
     }
 

@@ -33,6 +33,16 @@ pub trait Backend: Send + 'static {
 
     /// Store `records` (dense positions continuing the log) durably, all or nothing.
     fn commit(&mut self, records: &[PreparedRecord]) -> Result<(), StoreError>;
+
+    /// After a commit failed with [`StoreError::Full`] or [`StoreError::Unavailable`]: get the
+    /// storage writable again (reopen it, checked) and return the head it holds, which may be
+    /// past the last acknowledged one when the failed commit reached the medium after all.
+    /// Backends that cannot reopen keep failing.
+    fn heal(&mut self) -> Result<u64, StoreError> {
+        Err(StoreError::Unavailable(
+            "this storage backend cannot reopen after a failure".into(),
+        ))
+    }
 }
 
 /// Reads every backend offers.

@@ -217,6 +217,7 @@ impl Backend for SledBackend {
             cut_bytes: cut.iter().map(|(_, len)| *len as u64).sum(),
             reason,
             head,
+            notes: Vec::new(),
         };
         if !cut.is_empty() {
             for (key, _) in &cut {

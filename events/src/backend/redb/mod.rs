@@ -44,13 +44,20 @@
 //! and a read that meets a corrupt record in the middle fails with [`StoreError::Corrupt`]
 //! instead of returning it.
 
-use std::collections::BTreeMap;
-use std::path::Path;
+mod acked;
+mod medium;
+mod open;
+mod verify;
+
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
+pub use medium::{Access, Faults};
+
+use acked::{Acked, AckedFile};
 use redb::{
     AccessGuard, Database, Durability, ReadOnlyTable, ReadTransaction, ReadableDatabase,
-    ReadableTable, TableDefinition, TableHandle, WriteTransaction,
+    ReadableTable, TableDefinition, TableHandle,
 };
 use uuid::Uuid;
 
@@ -545,9 +552,35 @@ fn unpack(bytes: &[u8]) -> Vec<u64> {
         .collect()
 }
 
+/// The open database, replaced when the log reopens after a failed write. Readers take it
+/// for one read transaction at a time, so a reopen only waits for reads in flight.
+#[derive(Default)]
+struct DbSlot(RwLock<Option<Arc<Database>>>);
+
+impl DbSlot {
+    fn get(&self) -> Result<Arc<Database>, StoreError> {
+        self.0
+            .read()
+            .map_err(|_| StoreError::Storage("redb: database slot poisoned by a panic".into()))?
+            .clone()
+            .ok_or_else(|| StoreError::Unavailable("the event log is reopening".into()))
+    }
+
+    fn set(&self, db: Option<Database>) -> Result<(), StoreError> {
+        *self
+            .0
+            .write()
+            .map_err(|_| StoreError::Storage("redb: database slot poisoned by a panic".into()))? =
+            db.map(Arc::new);
+        Ok(())
+    }
+}
+
 /// The redb backend. Owns the write side; readers share the database through [`RedbReader`].
 pub struct RedbBackend {
-    db: Arc<Database>,
+    path: PathBuf,
+    access: Access,
+    slot: Arc<DbSlot>,
     staged: Arc<RwLock<Staged>>,
     /// Last stored position, so a commit that does not continue the log is refused instead of
     /// silently overwriting records (redb's `insert` replaces an existing key).
@@ -555,25 +588,71 @@ pub struct RedbBackend {
     /// Whether [`Backend::recover`] ran: until then the overlay is not loaded, and neither a
     /// commit nor a checkpoint may write.
     recovered: bool,
+    /// The acknowledgement record, written after every commit (not when inspecting).
+    acked_file: Option<AckedFile>,
+    /// What the open repaired or could not check, for the recovery report.
+    notes: Vec<String>,
+    /// Why the medium failed (a full disk, a failed fsync): until [`Backend::heal`] reopens the
+    /// file, nothing is written (redb itself refuses every write after an I/O error).
+    broken: Option<StoreError>,
 }
 
 impl RedbBackend {
-    /// Open the log at `path`, creating the file (and its directory) if missing.
+    /// Open the log at `path` for writing, creating the file (and its directory) if missing.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
-        let db = open_database(path)?;
+        RedbBackend::open_with(path, Access::Write)
+    }
+
+    /// Open the log at `path` to read it only: nothing is ever written to the file (a repair
+    /// after an unclean shutdown is made in memory), and a damaged log is refused.
+    pub fn inspect(path: &Path) -> Result<Self, StoreError> {
+        RedbBackend::open_with(path, Access::Inspect)
+    }
+
+    pub fn open_with(path: &Path, access: Access) -> Result<Self, StoreError> {
+        if !matches!(access, Access::Inspect) {
+            create_parent(path)?;
+        }
+        let (acked, warning) = open::read_acked(path);
+        let opened = open::open_checked(path, &access, acked)?;
+        prepare_tables(&opened.db, path)?;
+        let acked_file = match access {
+            Access::Inspect => None,
+            _ => Some(AckedFile::open(path)?),
+        };
+        let slot = DbSlot::default();
+        slot.set(Some(opened.db))?;
         Ok(RedbBackend {
-            db: Arc::new(db),
+            path: path.to_path_buf(),
+            access,
+            slot: Arc::new(slot),
             staged: Arc::default(),
             head: 0,
             recovered: false,
+            acked_file,
+            notes: warning.into_iter().chain(opened.repaired).collect(),
+            broken: None,
         })
+    }
+
+    fn database(&self) -> Result<Arc<Database>, StoreError> {
+        self.slot.get()
+    }
+
+    /// The error of a failed write: a full medium or an I/O failure marks the backend broken,
+    /// to be reopened by [`Backend::heal`].
+    fn medium<E: Into<redb::Error>>(
+        &self,
+        context: &'static str,
+    ) -> impl FnOnce(E) -> StoreError + use<'_, E> {
+        move |e| classify(context, e.into())
     }
 
     /// Store raw bytes as a chunk right after the last stored one, as if garbage had landed at
     /// the end of the log. For tests of recovery; the database must not be open. Returns the
     /// position written.
     pub fn write_garbage_record(path: &Path, bytes: &[u8]) -> Result<u64, StoreError> {
-        let db = open_database(path)?;
+        let db = raw_database(path)?;
         let position = {
             let txn = db.begin_read().map_err(storage("begin read"))?;
             let events = txn
@@ -587,10 +666,10 @@ impl RedbBackend {
     }
 
     /// Store (or overwrite) raw bytes as the chunk that starts at `position`, bypassing the
-    /// indexes: a gap after the end of the log, or a damaged record (each commit of one record
-    /// writes a chunk of its own). For tests of recovery; the database must not be open.
+    /// indexes and every check: a gap after the end of the log, or a damaged record (each commit
+    /// of one record writes a chunk of its own). For tests; the database must not be open.
     pub fn write_raw_record(path: &Path, position: u64, bytes: &[u8]) -> Result<(), StoreError> {
-        write_raw(&open_database(path)?, position, bytes)
+        write_raw(&raw_database(path)?, position, bytes)
     }
 
     /// Write the overlay's entries to the index tables now, sorted so each B-tree page is
@@ -623,9 +702,9 @@ impl RedbBackend {
         }
         streams.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         let mut txn = self
-            .db
+            .database()?
             .begin_write()
-            .map_err(storage("begin index checkpoint"))?;
+            .map_err(self.medium("begin index checkpoint"))?;
         // Derived data: made durable by the next batch's fsync, rebuilt on open if lost.
         txn.set_durability(Durability::None)
             .map_err(storage("set checkpoint durability"))?;
@@ -664,7 +743,7 @@ impl RedbBackend {
             meta.insert(META_INDEXED, self.head)
                 .map_err(storage("write meta"))?;
         }
-        txn.commit().map_err(storage("commit index checkpoint"))?;
+        txn.commit().map_err(self.medium("commit index checkpoint"))?;
         // The table now holds the ids: add them to the filter (or rebuild a full one from the
         // table) in the same critical section that drops them from the overlay.
         let full = {
@@ -672,7 +751,7 @@ impl RedbBackend {
             staged.filter.all.count + ids.len() > staged.filter.all.capacity
         };
         let rebuilt = if full {
-            Some(IdFilters::build_all(&self.db)?)
+            Some(IdFilters::build_all(&*self.slot.get()?)?)
         } else {
             None
         };
@@ -691,45 +770,126 @@ impl RedbBackend {
         staged.clear_entries();
         Ok(())
     }
-
     fn check_recovered(&self) -> Result<(), StoreError> {
-        if self.recovered {
-            Ok(())
-        } else {
-            Err(StoreError::Storage(
+        if !self.recovered {
+            return Err(StoreError::Storage(
                 "redb: the log must be recovered (opened through Log/SyncLog) before it is written"
                     .into(),
-            ))
+            ));
         }
+        if matches!(self.access, Access::Inspect) {
+            return Err(StoreError::Storage(
+                "redb: the log was opened for inspection and is never written".into(),
+            ));
+        }
+        match &self.broken {
+            Some(e) => Err(e.again()),
+            None => Ok(()),
+        }
+    }
+
+    /// Verify the whole log and load the index overlay: what [`Backend::recover`] and
+    /// [`Backend::heal`] share.
+    fn load(&mut self) -> Result<u64, StoreError> {
+        let file = self.path.display().to_string();
+        let db = self.database()?;
+        let verified = verify::verify(&db, &file, acked::read(&self.path).ok().flatten())?;
+        let head = verified.head;
+        // Rebuild the overlay from the records the index tables do not cover (verified just
+        // now, so a read failing here is a failure of the medium, not damage).
+        let mut staged = Staged::default();
+        let mut from = verified.indexed + 1;
+        let reader = self.reader();
+        while from <= head {
+            let batch = reader.read_from(from, 4096)?;
+            let Some(last) = batch.last() else { break };
+            from = last.position + 1;
+            batch.iter().for_each(|e| staged.add(e));
+        }
+        staged.filter = IdFilters::build(&db)?;
+        *write_lock(&self.staged)? = staged;
+        self.head = head;
+        self.recovered = true;
+        Ok(head)
     }
 }
 
-/// redb's page cache. Its default (1 GiB) would let a long-running daemon's memory grow with
-/// the log; the log is appended and read mostly in order, so a modest cache costs little.
-const CACHE_BYTES: usize = 64 * 1024 * 1024;
-
-fn open_database(path: &Path) -> Result<Database, StoreError> {
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir)?;
+/// Sort a redb failure: a full medium (ENOSPC, EDQUOT) and other I/O failures are the medium's,
+/// and recoverable by reopening; anything else is a storage error.
+fn classify(context: &'static str, e: redb::Error) -> StoreError {
+    match e {
+        redb::Error::Io(io) if is_full(&io) => {
+            StoreError::Full(format!("{context}: {io}"))
+        }
+        redb::Error::Io(io) => StoreError::Unavailable(format!("{context}: {io}")),
+        redb::Error::PreviousIo => StoreError::Unavailable(format!(
+            "{context}: an earlier write failed; the log reopens once the medium works"
+        )),
+        other => StoreError::Storage(format!("redb: {context}: {other}")),
     }
+}
+
+fn is_full(e: &std::io::Error) -> bool {
+    // ENOSPC, EDQUOT
+    matches!(e.raw_os_error(), Some(28) | Some(122)) || e.kind() == std::io::ErrorKind::StorageFull
+}
+
+fn create_parent(path: &Path) -> Result<(), StoreError> {
+    let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) else {
+        return Ok(());
+    };
+    if dir.exists() {
+        return Ok(());
+    }
+    std::fs::create_dir_all(dir)?;
+    // The new directory entry must survive a crash like the records in it: fsync the directory
+    // that holds it.
+    if let Some(parent) = dir.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::File::open(parent)?.sync_all()?;
+    }
+    Ok(())
+}
+
+/// fsync the directory holding `path`, so a file just created in it survives a crash.
+fn sync_parent(path: &Path) -> Result<(), StoreError> {
+    let dir = match path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        Some(dir) => dir,
+        None => Path::new("."),
+    };
+    std::fs::File::open(dir)?.sync_all()?;
+    Ok(())
+}
+
+/// A database opened without any check, for the test helpers that damage a log on purpose.
+fn raw_database(path: &Path) -> Result<Database, StoreError> {
     let db = redb::Builder::new()
-        .set_cache_size(CACHE_BYTES)
         .create(path)
         .map_err(|e| StoreError::Storage(format!("redb: open {}: {e}", path.display())))?;
-    let old_layout = db
+    prepare_tables(&db, path)?;
+    Ok(db)
+}
+
+/// Refuse the older layout, and create every table up front so read transactions never meet
+/// a missing table.
+fn prepare_tables(db: &Database, path: &Path) -> Result<(), StoreError> {
+    let tables: Vec<String> = db
         .begin_read()
         .map_err(storage("begin read"))?
         .list_tables()
         .map_err(storage("list tables"))?
-        .any(|table| table.name() == OLD_EVENT_IDS);
-    if old_layout {
+        .map(|table| table.name().to_string())
+        .collect();
+    if tables.iter().any(|name| name == OLD_EVENT_IDS) {
         return Err(StoreError::Storage(format!(
             "redb: open {}: the file has the older event id index (table `{OLD_EVENT_IDS}`), \
              which this build does not read and cannot convert",
             path.display()
         )));
     }
-    // Create every table up front so read transactions never meet a missing table.
+    let wanted = ["events", "meta", "stream_heads", "stream_index", "event_id_runs"];
+    if wanted.iter().all(|name| tables.iter().any(|t| t == name)) {
+        return Ok(());
+    }
     let txn = db.begin_write().map_err(storage("begin write"))?;
     {
         txn.open_table(EVENTS)
@@ -743,7 +903,8 @@ fn open_database(path: &Path) -> Result<Database, StoreError> {
             .map_err(storage("create table event_id_runs"))?;
     }
     txn.commit().map_err(storage("commit table creation"))?;
-    Ok(db)
+    // The file was just created (or was empty): make its directory entry durable too.
+    sync_parent(path)
 }
 
 fn write_raw(db: &Database, position: u64, bytes: &[u8]) -> Result<(), StoreError> {
@@ -755,159 +916,25 @@ fn write_raw(db: &Database, position: u64, bytes: &[u8]) -> Result<(), StoreErro
     txn.commit().map_err(storage("commit raw record"))
 }
 
-/// What recovery decided about one chunk at the end of the log.
-struct TailVerdict {
-    /// Records of the chunk that are good and committed, from its start.
-    good: usize,
-    /// Byte length of those records.
-    good_bytes: usize,
-    /// Records (or runs of unframed bytes) after them, to cut.
-    bad: u64,
-    /// Why the first bad one is bad.
-    reason: Option<String>,
-}
-
-fn judge_chunk(first: u64, bytes: &[u8], committed: u64) -> TailVerdict {
-    let spans = Spans::of(bytes);
-    let mut verdict = TailVerdict {
-        good: 0,
-        good_bytes: 0,
-        bad: 0,
-        reason: None,
-    };
-    for (i, &(start, end)) in spans.frames.iter().enumerate() {
-        let position = first + i as u64;
-        // A damaged frame reports why it is damaged; a good one past `meta.head` was never
-        // committed (raw bytes, or a frame copied there).
-        let reason = match frame::decode(position, &bytes[start..end]) {
-            Err(e) => e.to_string(),
-            Ok(_) if position > committed => {
-                format!("record at position {position} is beyond the last committed position {committed}")
-            }
-            Ok(_) => {
-                verdict.good += 1;
-                verdict.good_bytes = end;
-                continue;
-            }
-        };
-        verdict.reason = Some(reason);
-        verdict.bad = (spans.frames.len() - i) as u64 + u64::from(spans.rest.is_some());
-        return verdict;
-    }
-    if let Some((_, reason)) = spans.rest {
-        verdict.reason = Some(reason);
-        verdict.bad = 1;
-    }
-    verdict
-}
-
 impl Backend for RedbBackend {
     type Reader = RedbReader;
 
-    /// Walk back from the last chunk and cut every record that is not a good committed record:
-    /// one beyond `meta.head` (raw bytes that landed after the log, e.g. at a gap `head + 5`),
-    /// or one whose frame fails to decode at its position. Only the tail is examined, so
-    /// opening a large log stays cheap; damage further back is reported by the read that meets
-    /// it. Then rebuild the index overlay from the records after `meta.indexed`.
+    /// Verify the whole log (see [`verify`]) and load the index overlay. Nothing is cut: redb
+    /// commits are atomic, so a record can only be damaged by the medium or by a bug, never
+    /// torn, and the only repair made (on open: rolling back a torn commit that was never
+    /// acknowledged) is redb's own, decided in [`open`].
     fn recover(&mut self) -> Result<Recovery, StoreError> {
-        let txn = self.db.begin_write().map_err(storage("begin recovery"))?;
-        let (committed, indexed_before) = {
-            let meta = txn.open_table(META).map_err(storage("open table meta"))?;
-            let get = |key: &str| -> Result<u64, StoreError> {
-                Ok(meta
-                    .get(key)
-                    .map_err(storage("read meta"))?
-                    .map_or(0, |v| v.value()))
-            };
-            (get(META_HEAD)?, get(META_INDEXED)?)
-        };
-        let mut recovery = Recovery::default();
-        // Chunks to delete, and the last chunk cut down to its good records.
-        let mut removed: Vec<u64> = Vec::new();
-        let mut truncated: Option<(u64, Vec<u8>)> = None;
-        {
-            let events = txn
-                .open_table(EVENTS)
-                .map_err(storage("open table events"))?;
-            for entry in events.iter().map_err(storage("scan events"))?.rev() {
-                let (key, value) = entry.map_err(storage("scan events"))?;
-                let (first, bytes) = (key.value(), value.value());
-                let verdict = judge_chunk(first, bytes, committed);
-                if verdict.bad > 0 {
-                    recovery.cut_records += verdict.bad;
-                    recovery.cut_bytes += (bytes.len() - verdict.good_bytes) as u64;
-                    // Walking backwards: the last reason kept is the first cut record's.
-                    recovery.reason = verdict.reason;
-                }
-                if verdict.good == 0 {
-                    removed.push(first);
-                    continue;
-                }
-                recovery.head = first + verdict.good as u64 - 1;
-                if verdict.bad > 0 {
-                    truncated = Some((first, bytes[..verdict.good_bytes].to_vec()));
-                }
-                break;
-            }
-        }
-        let head = recovery.head;
-        let indexed = indexed_before.min(head);
-        if recovery.cut_records == 0 && head == committed {
-            txn.abort().map_err(storage("end recovery"))?;
-        } else {
-            {
-                let mut events = txn
-                    .open_table(EVENTS)
-                    .map_err(storage("open table events"))?;
-                for first in &removed {
-                    events.remove(first).map_err(storage("cut corrupt chunk"))?;
-                }
-                if let Some((first, good)) = &truncated {
-                    events
-                        .insert(first, good.as_slice())
-                        .map_err(storage("cut corrupt records"))?;
-                }
-                let mut meta = txn.open_table(META).map_err(storage("open table meta"))?;
-                meta.insert(META_HEAD, head)
-                    .map_err(storage("write meta"))?;
-                meta.insert(META_INDEXED, indexed)
-                    .map_err(storage("write meta"))?;
-            }
-            if indexed_before > head {
-                scrub_indexes(&txn, head)?;
-            }
-            txn.commit().map_err(storage("commit recovery"))?;
-        }
-        self.head = head;
-        // Rebuild the overlay from the records the index tables do not cover. A damaged record
-        // among them fails the open: without it the stream index would have a hole, and
-        // cutting it would throw away committed events after it.
-        let mut staged = Staged::default();
-        let mut from = indexed + 1;
-        let reader = self.reader();
-        while from <= head {
-            let batch = reader.read_from(from, 4096).map_err(|e| match e {
-                StoreError::Corrupt { position, reason } => StoreError::Corrupt {
-                    position,
-                    reason: format!(
-                        "{reason} (a record not yet in the index tables, needed to open the log)"
-                    ),
-                },
-                other => other,
-            })?;
-            let Some(last) = batch.last() else { break };
-            from = last.position + 1;
-            batch.iter().for_each(|e| staged.add(e));
-        }
-        staged.filter = IdFilters::build(&self.db)?;
-        *write_lock(&self.staged)? = staged;
-        self.recovered = true;
-        Ok(recovery)
+        let head = self.load()?;
+        Ok(Recovery {
+            head,
+            notes: self.notes.clone(),
+            ..Recovery::default()
+        })
     }
 
     fn reader(&self) -> RedbReader {
         RedbReader {
-            db: self.db.clone(),
+            slot: self.slot.clone(),
             staged: self.staged.clone(),
         }
     }
@@ -915,6 +942,48 @@ impl Backend for RedbBackend {
     fn commit(&mut self, records: &[PreparedRecord]) -> Result<(), StoreError> {
         self.check_recovered()?;
         check_continues(self.head, records)?;
+        let result = self.try_commit(records);
+        if let Err(e) = &result {
+            if e.is_medium_failure() {
+                self.broken = Some(e.again());
+            }
+        }
+        result
+    }
+
+    /// Close the database and open it again, checked, once the medium works: redb refuses every
+    /// write after an I/O error until then. A commit that failed may have reached the file
+    /// after all (a failed fsync says nothing about what was written); such records were never
+    /// acknowledged, and come back as part of the log, where a retry with the same event ids
+    /// finds them.
+    fn heal(&mut self) -> Result<u64, StoreError> {
+        if self.broken.is_none() {
+            return Ok(self.head);
+        }
+        let acknowledged = self.head;
+        self.slot.set(None)?;
+        let (acked, _) = open::read_acked(&self.path);
+        let opened = match open::open_checked(&self.path, &self.access, acked) {
+            Ok(opened) => opened,
+            Err(StoreError::Storage(reason)) => return Err(StoreError::Unavailable(reason)),
+            Err(other) => return Err(other),
+        };
+        self.slot.set(Some(opened.db))?;
+        let head = self.load()?;
+        if head < acknowledged {
+            return Err(StoreError::Damaged(Box::new(crate::damage::Damage::new(
+                self.path.display().to_string(),
+                head + 1,
+                format!("after reopening, the log ends at {head} but {acknowledged} was acknowledged"),
+            ))));
+        }
+        self.broken = None;
+        Ok(head)
+    }
+}
+
+impl RedbBackend {
+    fn try_commit(&mut self, records: &[PreparedRecord]) -> Result<(), StoreError> {
         // Checkpoint before the batch rather than after it: a failure then fails this commit
         // before anything is written, instead of reporting a durable batch as failed.
         if read_lock(&self.staged)?.len() >= CHECKPOINT_EVENTS {
@@ -923,18 +992,19 @@ impl Backend for RedbBackend {
         let Some(last) = records.last() else {
             return Ok(());
         };
-        let txn = self.db.begin_write().map_err(storage("begin commit"))?;
+        let db = self.database()?;
+        let txn = db.begin_write().map_err(self.medium("begin commit"))?;
         {
             let mut events = txn
                 .open_table(EVENTS)
-                .map_err(storage("open table events"))?;
+                .map_err(self.medium("open table events"))?;
             let mut chunk: Vec<u8> = Vec::with_capacity(CHUNK_BYTES);
             let mut chunk_first = records[0].envelope.position;
             for record in records {
                 if !chunk.is_empty() && chunk.len() + record.frame.len() > CHUNK_BYTES {
                     events
                         .insert(chunk_first, chunk.as_slice())
-                        .map_err(storage("insert chunk"))?;
+                        .map_err(self.medium("insert chunk"))?;
                     chunk.clear();
                     chunk_first = record.envelope.position;
                 }
@@ -942,15 +1012,24 @@ impl Backend for RedbBackend {
             }
             events
                 .insert(chunk_first, chunk.as_slice())
-                .map_err(storage("insert chunk"))?;
-            let mut meta = txn.open_table(META).map_err(storage("open table meta"))?;
+                .map_err(self.medium("insert chunk"))?;
+            let mut meta = txn.open_table(META).map_err(self.medium("open table meta"))?;
             meta.insert(META_HEAD, last.envelope.position)
-                .map_err(storage("write meta"))?;
+                .map_err(self.medium("write meta"))?;
         }
         // Default durability: the commit returns after the fsync, so the whole batch (every
         // transaction the group-commit writer accepted) shares one.
-        txn.commit().map_err(storage("commit"))?;
+        txn.commit().map_err(self.medium("commit"))?;
         self.head = last.envelope.position;
+        // Durable now: record it as acknowledged before any writer is told. A failure to record
+        // it only weakens the next open's check (the record lags), so it fails nothing.
+        if let Some(file) = &self.acked_file {
+            let frame_crc = u32::from_le_bytes(last.frame[4..8].try_into().expect("a frame header"));
+            let _ = file.record(Acked {
+                head: last.envelope.position,
+                frame_crc,
+            });
+        }
         let mut staged = write_lock(&self.staged)?;
         for record in records {
             staged.add(&record.envelope);
@@ -959,93 +1038,17 @@ impl Backend for RedbBackend {
     }
 }
 
-/// After records were cut, drop every index entry that points past `head`, and move stream
-/// heads back to what is still stored. A cut record may have been indexed already (a damaged
-/// record before the last checkpoint), and a stale entry would make a later append see a
-/// version or an id that is no longer in the log. Scans both indexes, which is acceptable on
-/// this rare path only.
-fn scrub_indexes(txn: &WriteTransaction, head: u64) -> Result<(), StoreError> {
-    let mut ids = txn
-        .open_table(EVENT_IDS)
-        .map_err(storage("open table event_id_runs"))?;
-    // Blocks holding positions past `head`, with the pairs to keep. A shortened block keeps its
-    // key: the ids it may hold still lie between that key and the next block's.
-    let mut stale_blocks: Vec<(IdBlockKey, Vec<(u128, u64)>)> = Vec::new();
-    for entry in ids.iter().map_err(storage("scan event_id_runs"))? {
-        let (key, block) = entry.map_err(storage("scan event_id_runs"))?;
-        let pairs: Vec<(u128, u64)> = id_pairs(block.value())?.collect();
-        if pairs.iter().any(|(_, position)| *position > head) {
-            let kept = pairs.into_iter().filter(|(_, p)| *p <= head).collect();
-            stale_blocks.push((key.value(), kept));
-        }
-    }
-    for (key, kept) in stale_blocks {
-        if kept.is_empty() {
-            ids.remove(key).map_err(storage("remove stale event ids"))?;
-        } else {
-            ids.insert(key, pack_ids(&kept).as_slice())
-                .map_err(storage("shorten event id block"))?;
-        }
-    }
-    let mut index = txn
-        .open_table(STREAM_INDEX)
-        .map_err(storage("open table stream_index"))?;
-    // Rows holding positions past `head`, with the positions to keep (positions rise within
-    // a row, so what is kept is a prefix).
-    let mut stale_rows: Vec<(String, u64, Vec<u64>)> = Vec::new();
-    for entry in index.iter().map_err(storage("scan stream_index"))? {
-        let (key, row) = entry.map_err(storage("scan stream_index"))?;
-        let positions = unpack(row.value());
-        if positions.iter().any(|p| *p > head) {
-            let (stream, version) = key.value();
-            let kept = positions.into_iter().take_while(|p| *p <= head).collect();
-            stale_rows.push((stream.to_string(), version, kept));
-        }
-    }
-    let mut heads = txn
-        .open_table(STREAM_HEADS)
-        .map_err(storage("open table stream_heads"))?;
-    // Versions are dense, so a stream cut from version v on is at v - 1.
-    let mut lowest_cut: BTreeMap<String, u64> = BTreeMap::new();
-    for (stream, version, kept) in stale_rows {
-        let cut_from = version + kept.len() as u64;
-        if kept.is_empty() {
-            index
-                .remove((stream.as_str(), version))
-                .map_err(storage("remove stale stream index row"))?;
-        } else {
-            index
-                .insert((stream.as_str(), version), pack(&kept).as_slice())
-                .map_err(storage("shorten stream index row"))?;
-        }
-        let lowest = lowest_cut.entry(stream).or_insert(cut_from);
-        *lowest = (*lowest).min(cut_from);
-    }
-    for (stream, cut_from) in lowest_cut {
-        if cut_from <= 1 {
-            heads
-                .remove(stream.as_str())
-                .map_err(storage("remove stream head"))?;
-        } else {
-            heads
-                .insert(stream.as_str(), cut_from - 1)
-                .map_err(storage("reset stream head"))?;
-        }
-    }
-    Ok(())
-}
-
 /// Read handle of the redb backend. Every read runs in one read transaction, so it sees one
 /// committed state of the database (plus the index overlay, see [`Staged`]).
 #[derive(Clone)]
 pub struct RedbReader {
-    db: Arc<Database>,
+    slot: Arc<DbSlot>,
     staged: Arc<RwLock<Staged>>,
 }
 
 impl RedbReader {
     fn begin(&self) -> Result<ReadTransaction, StoreError> {
-        self.db.begin_read().map_err(storage("begin read"))
+        self.slot.get()?.begin_read().map_err(storage("begin read"))
     }
 }
 
@@ -1374,20 +1377,26 @@ mod tests {
             assert!(missing.iter().all(Option::is_none));
             backend.checkpoint().unwrap();
         }
-        // Damage the last chunk, whose ids are indexed by now: recovery cuts its records and
-        // drops their ids from the runs that hold them, the rest stay.
+        // Damage the last chunk, whose ids are indexed by now: the open refuses the log and
+        // names the first damaged position; nothing is cut, so the file still opens as damaged.
         RedbBackend::write_raw_record(&path, last_chunk, b"not a frame").unwrap();
-        let mut backend = RedbBackend::open(&path).unwrap();
-        let recovery = backend.recover().unwrap();
-        assert_eq!(recovery.head, last_chunk - 1);
-        let found = backend.reader().positions_of(&ids).unwrap();
-        let expected: Vec<Option<u64>> =
-            (1..=3000).map(|p| (p < last_chunk).then_some(p)).collect();
-        assert_eq!(found, expected);
-        // The cut ids can be stored again, in a new run, and found after another reopen.
-        backend.commit(&records(last_chunk..=3000)).unwrap();
-        backend.checkpoint().unwrap();
-        drop(backend);
+        for _ in 0..2 {
+            let mut backend = RedbBackend::open(&path).unwrap();
+            match backend.recover() {
+                Err(StoreError::Damaged(damage)) => assert_eq!(damage.first_bad, last_chunk),
+                other => panic!("expected damage at {last_chunk}, got {other:?}"),
+            }
+        }
+        // Put the records back: every id is found again.
+        RedbBackend::write_raw_record(
+            &path,
+            last_chunk,
+            &records(last_chunk..=3000)
+                .iter()
+                .flat_map(|r| r.frame.clone())
+                .collect::<Vec<u8>>(),
+        )
+        .unwrap();
         let mut backend = RedbBackend::open(&path).unwrap();
         backend.recover().unwrap();
         let found = backend.reader().positions_of(&ids).unwrap();
