@@ -25,6 +25,8 @@ mod spec;
 mod tests;
 pub mod validate;
 
+pub use validate::names::NameRule;
+
 pub use spec::{
     group_of, Column, Definition, Grant, KindSpec, Observe, Phase, Projection, Reach, Scope,
     Validate, Write,

@@ -6,6 +6,7 @@
 
 use serde_json::Value;
 
+use super::validate::names::NameRule;
 use crate::decider::Rejection;
 
 /// Checks a whole applied object (apiVersion, kind, metadata and body) of one kind.
@@ -151,6 +152,9 @@ pub struct KindSpec {
     pub projection: Projection,
     /// Set exactly when `apply` accepts the kind (see [`KindSpec::applied`]).
     validate: Option<Validate>,
+    /// How the API server checks an object's name: a DNS-1123 subdomain unless the kind says
+    /// otherwise (a Namespace's is a label, a Service's a DNS-1035 label).
+    pub name_rule: NameRule,
     /// Set when the watchers observe the kind into the log.
     pub observe: Option<Observe>,
     /// Set when the applier writes (and deletes) objects of the kind.
@@ -180,6 +184,7 @@ impl KindSpec {
             definition: Definition::BuiltIn,
             projection: Projection::NotApplied,
             validate: None,
+            name_rule: NameRule::Dns1123Subdomain,
             observe: None,
             write: None,
             grant: None,
@@ -214,6 +219,11 @@ impl KindSpec {
             validate: Some(validate),
             ..self
         }
+    }
+
+    /// Objects of the kind are named by `rule` rather than as DNS-1123 subdomains.
+    pub const fn named(self, name_rule: NameRule) -> KindSpec {
+        KindSpec { name_rule, ..self }
     }
 
     /// The watchers observe the kind, keeping what `observe` says.

@@ -1,22 +1,20 @@
 //! The kinds the declarative-resource concept owns (the built-in ones meshplane applies as
 //! given), and the lookups of every kind `apply` accepts.
 //!
-//! Each owned kind is validated with its typed Kubernetes struct (k8s-openapi, see
-//! [`crate::kinds::validate`]). The kinds other concepts own and accept through `apply` (a
+//! Each owned kind is validated as the API server validates it: its typed Kubernetes struct
+//! (k8s-openapi), then the rules the API server adds (see [`crate::kinds::validate`]). The kinds other concepts own and accept through `apply` (a
 //! ServiceFence, a SlimeBoot) are declared by those concepts; [`find`] sees them all through
 //! the one kind table ([`crate::kinds`]).
 
-use k8s_openapi::api::apps::v1 as apps;
-use k8s_openapi::api::core::v1 as core;
-
-use crate::kinds::{validate::typed, Observe, Phase, Scope};
+use crate::kinds::{validate, NameRule, Observe, Phase, Scope};
 pub use crate::kinds::{KindSpec, Projection};
 
 use super::columns;
 
 pub const NAMESPACE: KindSpec = KindSpec::new("Namespace", &["v1"], "namespaces", Scope::Cluster)
     .aliases(&["ns", "namespace"])
-    .applied(Projection::AsApplied, typed::<core::Namespace>)
+    .named(NameRule::Dns1123Label)
+    .applied(Projection::AsApplied, validate::namespace)
     // Namespaces matter for their labels (metadata); the phase tells a terminating one.
     .observed(Observe::keep(&[&["status", "phase"]]))
     .written(Phase::Namespaces);
@@ -24,13 +22,14 @@ pub const NAMESPACE: KindSpec = KindSpec::new("Namespace", &["v1"], "namespaces"
 pub const CONFIG_MAP: KindSpec =
     KindSpec::new("ConfigMap", &["v1"], "configmaps", Scope::Namespaced)
         .aliases(&["cm", "configmap"])
-        .applied(Projection::AsApplied, typed::<core::ConfigMap>)
+        .applied(Projection::AsApplied, validate::config_map)
         .written(Phase::Objects)
         .columns(columns::CONFIG_MAP);
 
 pub const SERVICE: KindSpec = KindSpec::new("Service", &["v1"], "services", Scope::Namespaced)
     .aliases(&["svc", "service"])
-    .applied(Projection::AsApplied, typed::<core::Service>)
+    .named(NameRule::Dns1035Label)
+    .applied(Projection::AsApplied, validate::service)
     .observed(Observe::keep(&[&["spec"]]))
     .written(Phase::Objects)
     .columns(columns::SERVICE);
@@ -46,7 +45,7 @@ const WORKLOAD: Observe = Observe::keep(&[
 pub const DEPLOYMENT: KindSpec =
     KindSpec::new("Deployment", &["apps/v1"], "deployments", Scope::Namespaced)
         .aliases(&["deploy", "deployment"])
-        .applied(Projection::AsApplied, typed::<apps::Deployment>)
+        .applied(Projection::AsApplied, validate::deployment)
         .observed(WORKLOAD)
         .written(Phase::Objects)
         .columns(columns::WORKLOAD);
@@ -58,14 +57,14 @@ pub const STATEFUL_SET: KindSpec = KindSpec::new(
     Scope::Namespaced,
 )
 .aliases(&["sts", "statefulset"])
-.applied(Projection::AsApplied, typed::<apps::StatefulSet>)
+.applied(Projection::AsApplied, validate::stateful_set)
 .observed(WORKLOAD)
 .written(Phase::Objects)
 .columns(columns::WORKLOAD);
 
 pub const ENDPOINTS: KindSpec = KindSpec::new("Endpoints", &["v1"], "endpoints", Scope::Namespaced)
     .aliases(&["ep"])
-    .applied(Projection::AsApplied, typed::<core::Endpoints>)
+    .applied(Projection::AsApplied, validate::endpoints)
     .observed(Observe::keep(&[&["subsets"]]).dropping_target_ref_versions())
     .written(Phase::Objects);
 

@@ -7,6 +7,7 @@ use serde_json::{Map, Value};
 
 use super::kinds::{self, KindSpec};
 use crate::decider::Rejection;
+use crate::kinds::validate::{meta, report::shown};
 
 /// The namespace a namespaced object lands in when its document names none.
 pub const DEFAULT_NAMESPACE: &str = "default";
@@ -75,29 +76,20 @@ impl ResourceManifest {
                 ))
             }
         };
-        let name = match metadata.get("name") {
-            Some(Value::String(s)) => s.as_str(),
-            Some(other) => {
-                return Err(Rejection::invalid(
-                    "metadata.name",
-                    format!("expected a string, found {}", type_name(other)),
-                ))
-            }
-            None => return Err(Rejection::invalid("metadata.name", "missing")),
-        };
-        validate_name("metadata.name", name)?;
-        let namespace = namespace_of(spec, metadata)?;
+        // The whole of metadata as the API server checks it (unknown fields, the kind's name
+        // rule, namespace, labels, annotations); then the parts that are stored.
+        meta::validate(
+            &Value::Object(metadata.clone()),
+            spec.name_rule,
+            spec.namespaced,
+        )?;
+        let name = metadata
+            .get("name")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let namespace = namespace_of(spec, metadata);
         let labels = string_map(metadata, "labels")?;
-        for key in labels.keys() {
-            validate_label_key(&format!("metadata.labels.{key}"), key)?;
-        }
-        for (key, value) in &labels {
-            validate_label_value(&format!("metadata.labels.{key}"), value)?;
-        }
         let annotations = string_map(metadata, "annotations")?;
-        for key in annotations.keys() {
-            validate_label_key(&format!("metadata.annotations.{key}"), key)?;
-        }
 
         // The typed check sees exactly what will be stored: client metadata and the body.
         let mut clean_metadata = Map::new();
@@ -128,22 +120,13 @@ impl ResourceManifest {
     }
 }
 
-fn namespace_of(spec: &KindSpec, metadata: &Map<String, Value>) -> Result<String, Rejection> {
-    match (spec.namespaced, metadata.get("namespace")) {
-        (true, None) | (true, Some(Value::Null)) => Ok(DEFAULT_NAMESPACE.to_string()),
-        (true, Some(Value::String(ns))) => {
-            validate_label_value_shape("metadata.namespace", ns, false)?;
-            Ok(ns.clone())
-        }
-        (true, Some(other)) => Err(Rejection::invalid(
-            "metadata.namespace",
-            format!("expected a string, found {}", type_name(other)),
-        )),
-        (false, None) | (false, Some(Value::Null)) => Ok(String::new()),
-        (false, Some(_)) => Err(Rejection::invalid(
-            "metadata.namespace",
-            format!("{} is cluster-scoped and takes no namespace", spec.kind),
-        )),
+/// The namespace an object lands in: the default one when a namespaced object names none. A
+/// cluster-scoped object's namespace is ignored, as the API server clears it.
+fn namespace_of(spec: &KindSpec, metadata: &Map<String, Value>) -> String {
+    match metadata.get("namespace").and_then(Value::as_str) {
+        _ if !spec.namespaced => String::new(),
+        Some(ns) if !ns.is_empty() => ns.to_string(),
+        _ => DEFAULT_NAMESPACE.to_string(),
     }
 }
 
@@ -194,7 +177,7 @@ pub fn validate_name(field: &str, name: &str) -> Result<(), Rejection> {
     if name.len() > 253 {
         return Err(Rejection::invalid(
             field,
-            format!("`{name}` is longer than 253 characters"),
+            format!("{} is longer than 253 characters", shown(name)),
         ));
     }
     let ok = name.split('.').all(|part| {
@@ -208,7 +191,7 @@ pub fn validate_name(field: &str, name: &str) -> Result<(), Rejection> {
     if !ok {
         return Err(Rejection::invalid(
             field,
-            format!("`{name}` is not a valid name: use lower-case letters, digits, '-' and '.', starting and ending with a letter or digit"),
+            format!("{} is not a valid name: use lower-case letters, digits, '-' and '.', starting and ending with a letter or digit", shown(name)),
         ));
     }
     Ok(())
@@ -223,7 +206,7 @@ pub(crate) fn validate_label_key(field: &str, key: &str) -> Result<(), Rejection
         validate_name(field, prefix).map_err(|_| {
             Rejection::invalid(
                 field,
-                format!("key prefix `{prefix}` is not a DNS subdomain"),
+                format!("key prefix {} is not a DNS subdomain", shown(prefix)),
             )
         })?;
     }
@@ -264,7 +247,7 @@ pub(crate) fn token_shape(field: &str, value: &str, max: usize) -> Result<(), Re
     } else {
         Err(Rejection::invalid(
             field,
-            format!("`{value}` must be at most {max} characters of letters, digits, '-', '_' or '.', beginning and ending with a letter or digit"),
+            format!("{} must be at most {max} characters of letters, digits, '-', '_' or '.', beginning and ending with a letter or digit", shown(value)),
         ))
     }
 }
@@ -344,15 +327,17 @@ mod tests {
             ),
             "metadata.labels.app"
         );
+        // Label errors name the labels, and show the key or value at fault, as the API
+        // server's do.
         assert_eq!(
             field_of(
                 json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a", "labels": {"app": "-x"}}})
             ),
-            "metadata.labels.app"
+            "metadata.labels"
         );
         assert_eq!(
             field_of(
-                json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "a", "namespace": "b"}})
+                json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a", "namespace": "B"}})
             ),
             "metadata.namespace"
         );
