@@ -23,6 +23,9 @@ pub mod daemon;
 pub mod desired;
 pub mod error;
 pub mod etcd;
+/// The bodies of the fuzz targets (`fuzz/`); not used by the daemon.
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod host;
 pub mod kube;
 pub mod manifests;

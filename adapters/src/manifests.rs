@@ -131,12 +131,12 @@ pub fn path_of(root: &Path, r: &ObjectRef) -> PathBuf {
         .join(format!("{}.{}.yaml", r.kind.to_ascii_lowercase(), r.name))
 }
 
-fn render(object: &Value) -> Result<String, Error> {
+pub(crate) fn render(object: &Value) -> Result<String, Error> {
     serde_norway::to_string(object).map_err(|e| Error::Config(format!("cannot render YAML: {e}")))
 }
 
 /// The identity of a manifest file's object, if meshplane owns it.
-fn owned_object(content: &str) -> Option<ObjectRef> {
+pub(crate) fn owned_object(content: &str) -> Option<ObjectRef> {
     let value: Value = serde_norway::from_str(content).ok()?;
     let metadata = value.get("metadata")?;
     if metadata.get("labels")?.get(MANAGED_BY_LABEL)?.as_str()? != MANAGER {

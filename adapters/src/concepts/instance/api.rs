@@ -352,18 +352,18 @@ pub async fn list_instances(
 /// One heartbeat of a batch.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct WireBeat<'a> {
+pub(crate) struct WireBeat<'a> {
     #[serde(borrow)]
-    service_name: Cow<'a, str>,
+    pub(crate) service_name: Cow<'a, str>,
     #[serde(borrow, rename = "instanceID")]
-    instance_id: Cow<'a, str>,
+    pub(crate) instance_id: Cow<'a, str>,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct WireBeats<'a> {
+pub(crate) struct WireBeats<'a> {
     #[serde(borrow)]
-    heartbeats: Vec<WireBeat<'a>>,
+    pub(crate) heartbeats: Vec<WireBeat<'a>>,
 }
 
 /// `PUT|POST /api/v1/registry/instances/{service}/{id}/heartbeat`: 204, or 404 when the
@@ -445,7 +445,7 @@ pub async fn heartbeats(
 
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
-struct OfflineBody {
+pub(crate) struct OfflineBody {
     #[serde(default)]
     reason: String,
 }
