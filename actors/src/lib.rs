@@ -14,6 +14,7 @@ pub mod cluster;
 pub mod concept;
 pub mod ctx;
 pub mod decider;
+pub mod decode;
 pub mod fence;
 pub mod history;
 pub mod instance;
