@@ -5,7 +5,6 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use serde::Deserialize;
 use serde_json::Value;
 
 /// Where a document came from, for error messages.
@@ -134,7 +133,9 @@ pub fn parse_yaml(source: &str, text: &str) -> Result<Vec<Document>> {
     let mut documents = Vec::new();
     for (index, deserializer) in serde_norway::Deserializer::from_str(text).enumerate() {
         let number = index + 1;
-        let value = Value::deserialize(deserializer).map_err(|e| {
+        // Strict, as kubectl: a duplicate key or a non-finite number is refused here, before
+        // anything is sent (once decoded, the duplicate is gone and `.inf` is null).
+        let value = actors::decode::value(deserializer).map_err(|e| {
             let at = e
                 .location()
                 .map(|l| format!("line {} column {}: ", l.line(), l.column()))
@@ -151,7 +152,7 @@ pub fn parse_yaml(source: &str, text: &str) -> Result<Vec<Document>> {
 
 /// Parse a JSON file: one object, or an array of objects.
 pub fn parse_json(source: &str, text: &str) -> Result<Vec<Document>> {
-    let value: Value = serde_json::from_str(text).map_err(|e| {
+    let value: Value = actors::decode::json(text).map_err(|e| {
         anyhow::anyhow!(
             "{source}: line {} column {}: invalid JSON: {e}",
             e.line(),
@@ -291,5 +292,23 @@ mod tests {
         assert_eq!(kinds, ["A", "B", "C"]);
         let empty = tempfile::tempdir().unwrap();
         assert!(read_all(&[empty.path().to_path_buf()]).is_err());
+    }
+
+    #[test]
+    fn duplicate_keys_and_non_finite_numbers_are_refused_before_sending() {
+        let text = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\n  name: b\n";
+        let err = parse_yaml("d.yaml", text).unwrap_err().to_string();
+        assert!(
+            err.contains("duplicate key \"name\" at metadata.name"),
+            "{err}"
+        );
+        assert!(err.starts_with("d.yaml: line "), "{err}");
+        let text = "kind: Service\nspec:\n  ports: [{port: .inf}]\n";
+        let err = parse_yaml("i.yaml", text).unwrap_err().to_string();
+        assert!(err.contains("a number must be finite"), "{err}");
+        let err = parse_json("d.json", r#"{"kind": "A", "kind": "B"}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("duplicate key \"kind\""), "{err}");
     }
 }

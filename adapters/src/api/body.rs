@@ -3,7 +3,6 @@
 use actix_web::http::header::CONTENT_TYPE;
 use actix_web::{web, HttpRequest};
 use futures::StreamExt;
-use serde::Deserialize;
 use serde_json::Value;
 
 use super::error::ApiError;
@@ -78,7 +77,8 @@ pub fn documents(req: &HttpRequest, body: &[u8]) -> Result<Vec<Value>, ApiError>
 }
 
 fn json_documents(text: &str) -> Result<Vec<Value>, ApiError> {
-    let value: Value = serde_json::from_str(text)
+    // Strict: a duplicate key is refused, not silently overwritten.
+    let value: Value = actors::decode::json(text)
         .map_err(|e| ApiError::invalid("(body)", format!("malformed JSON: {e}")))?;
     Ok(match value {
         Value::Array(items) => items,
@@ -89,7 +89,8 @@ fn json_documents(text: &str) -> Result<Vec<Value>, ApiError> {
 fn yaml_documents(text: &str) -> Result<Vec<Value>, ApiError> {
     let mut docs = Vec::new();
     for (i, doc) in serde_norway::Deserializer::from_str(text).enumerate() {
-        let value = Value::deserialize(doc).map_err(|e| {
+        // Strict: a duplicate key or a non-finite number is refused.
+        let value = actors::decode::value(doc).map_err(|e| {
             ApiError::invalid(format!("documents[{i}]"), format!("malformed YAML: {e}"))
         })?;
         if !value.is_null() {
