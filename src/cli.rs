@@ -113,7 +113,8 @@ pub struct RunArgs {
     #[arg(long, value_name = "DIR", env = "MESHPLANE_MANIFESTS")]
     pub manifests: Option<PathBuf>,
 
-    /// Bearer token that mutating API calls must carry.
+    /// Bearer token that mutating API calls must carry. On the command line it is visible to
+    /// every user in the process list: prefer MESHPLANE_TOKEN or --token-file.
     #[arg(
         long,
         value_name = "TOKEN",
@@ -122,9 +123,37 @@ pub struct RunArgs {
     )]
     pub token: Option<String>,
 
+    /// Read the bearer token from the first line of this file (instead of --token).
+    #[arg(long, value_name = "PATH")]
+    pub token_file: Option<PathBuf>,
+
     /// Largest accepted request body, in bytes.
     #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_BODY_BYTES)]
     pub max_body_bytes: usize,
+
+    /// A `Host` name the API answers to besides its own addresses and `localhost`, e.g. the
+    /// name of a proxy or Service in front of it (repeatable or comma-separated; `*`: any).
+    /// Other names are refused, against DNS rebinding.
+    #[arg(
+        long,
+        value_name = "NAME",
+        env = "MESHPLANE_ALLOWED_HOSTS",
+        value_delimiter = ','
+    )]
+    pub allowed_host: Vec<String>,
+
+    /// Seconds allowed to receive a request's head.
+    #[arg(long, value_name = "SECONDS", default_value_t = adapters::daemon::DEFAULT_HEADER_TIMEOUT.as_secs())]
+    pub header_timeout: u64,
+
+    /// Seconds allowed to receive a whole request body (408 after).
+    #[arg(long, value_name = "SECONDS", default_value_t = adapters::api::DEFAULT_BODY_TIMEOUT.as_secs())]
+    pub body_timeout: u64,
+
+    /// API connections open at once (default: derived from the open-file limit, keeping a
+    /// quarter of it for the log and outbound connections).
+    #[arg(long, value_name = "N")]
+    pub max_connections: Option<usize>,
 
     /// Project the registry into etcd at this endpoint, in EaseMesh's key layout (repeatable or
     /// comma-separated). Without it, no etcd is used.
@@ -190,7 +219,8 @@ pub struct ClientArgs {
     #[arg(long, value_name = "URL", env = "MESHPLANE_SERVER")]
     pub server: Option<String>,
 
-    /// Bearer token (else MESHPLANE_TOKEN, else the config file).
+    /// Bearer token (else --token-file, else MESHPLANE_TOKEN, else the config file). On the
+    /// command line it is visible to every user in the process list.
     #[arg(
         long,
         value_name = "TOKEN",
@@ -198,6 +228,10 @@ pub struct ClientArgs {
         hide_env_values = true
     )]
     pub token: Option<String>,
+
+    /// Read the bearer token from the first line of this file.
+    #[arg(long, value_name = "PATH")]
+    pub token_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -245,7 +279,8 @@ pub struct GetArgs {
     #[arg(short = 'A', long, conflicts_with = "name")]
     pub all_namespaces: bool,
 
-    /// Answer from the state at this past log position (Kubernetes kinds).
+    /// Answer from the state at this past log position (Kubernetes kinds); 0 is the empty state
+    /// before the first event.
     #[arg(long, value_name = "POS")]
     pub at: Option<u64>,
 
@@ -298,6 +333,11 @@ pub struct RollbackArgs {
     /// Print the objects the rollback would create, change and delete; append nothing.
     #[arg(long)]
     pub dry_run: bool,
+
+    /// Confirm a rollback to position 0: the empty state before the first event, which deletes
+    /// every object meshplane manages (refused without it).
+    #[arg(long)]
+    pub wipe: bool,
 
     /// Why (recorded in the rollback event).
     #[arg(long, value_name = "TEXT", default_value = "")]

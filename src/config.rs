@@ -50,7 +50,8 @@ pub fn load_config(path: &Path) -> Result<ConfigFile> {
 /// config file.
 pub fn resolve(args: &ClientArgs) -> Result<Endpoint> {
     let nonempty = |v: &Option<String>| v.clone().filter(|s| !s.trim().is_empty());
-    let (mut server, mut token) = (nonempty(&args.server), nonempty(&args.token));
+    let mut server = nonempty(&args.server);
+    let mut token = crate::token::resolve(args.token.clone(), args.token_file.as_deref())?;
     if server.is_none() || token.is_none() {
         if let Some(path) = config_path() {
             let file = load_config(&path)?;

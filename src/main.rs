@@ -13,6 +13,7 @@ mod logging;
 mod output;
 mod replay;
 mod store;
+mod token;
 
 use std::process::ExitCode;
 

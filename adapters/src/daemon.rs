@@ -38,6 +38,10 @@ pub struct DaemonConfig {
     /// Bearer token for mutating calls; required when `listen` is not a loopback address.
     pub token: Option<String>,
     pub max_body_bytes: usize,
+    /// `Host` names the API answers to besides its own addresses and `localhost` (`*`: any).
+    pub allowed_hosts: Vec<String>,
+    /// The HTTP server's time and connection limits.
+    pub http_limits: HttpLimits,
     pub store: StoreKind,
     /// etcd endpoints to project into (EaseMesh's key layout); none: no etcd projection.
     pub etcd: Vec<String>,
@@ -51,6 +55,34 @@ pub struct DaemonConfig {
     /// Run as a Kubernetes controller; none: the manifest directory is the projection target.
     pub kube: Option<KubeSettings>,
 }
+
+/// How long the API waits for a client, and how many it serves at once.
+#[derive(Clone, Copy, Debug)]
+pub struct HttpLimits {
+    /// Time to receive a request's head (actix's `client_request_timeout`; 408 after).
+    pub header_timeout: Duration,
+    /// Time to receive a whole request body (408 after).
+    pub body_timeout: Duration,
+    /// Open API connections at once; none: derived from the process's file limit.
+    pub max_connections: Option<usize>,
+}
+
+impl Default for HttpLimits {
+    fn default() -> Self {
+        HttpLimits {
+            header_timeout: DEFAULT_HEADER_TIMEOUT,
+            body_timeout: api::DEFAULT_BODY_TIMEOUT,
+            max_connections: None,
+        }
+    }
+}
+
+/// Default time to receive a request's head.
+pub const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(5);
+/// Time a response is given to flush before a closing connection is dropped.
+const DISCONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+/// HTTP workers (threads); connections are bounded per worker.
+const HTTP_WORKERS: usize = 2;
 
 /// The Kubernetes adapter's settings.
 #[derive(Clone, Debug)]
@@ -87,6 +119,19 @@ impl DaemonConfig {
         if self.max_body_bytes == 0 {
             return Err(Error::Config(
                 "--max-body-bytes must be greater than 0".into(),
+            ));
+        }
+        api::AllowedHosts::new(Some(self.listen.ip()), &self.allowed_hosts)
+            .map_err(Error::Config)?;
+        let limits = &self.http_limits;
+        if limits.header_timeout.is_zero() || limits.body_timeout.is_zero() {
+            return Err(Error::Config(
+                "--header-timeout and --body-timeout must be greater than 0".into(),
+            ));
+        }
+        if limits.max_connections == Some(0) {
+            return Err(Error::Config(
+                "--max-connections must be greater than 0".into(),
             ));
         }
         if let Some(lease) = self.kube.as_ref().and_then(|k| k.lease.as_ref()) {
@@ -171,23 +216,45 @@ async fn serve(
         ))
     });
 
+    let hosts = api::AllowedHosts::new(Some(config.listen.ip()), &config.allowed_hosts)
+        .map_err(Error::Config)?;
+    let limits = config.http_limits;
+    let max_connections = limits
+        .max_connections
+        .unwrap_or_else(|| api::connections::budget(api::connections::open_files_limit()));
     let state = web::Data::new(ApiState {
         dispatcher: dispatcher.clone(),
         metrics: metrics.clone(),
         auth: Auth::new(config.token.clone()),
         max_body_bytes: config.max_body_bytes,
+        http: api::HttpRules {
+            hosts,
+            body_timeout: limits.body_timeout,
+        },
         io: io.data,
         snapshots: Some(snapshots.clone()),
         past: Default::default(),
     });
     let server = HttpServer::new(move || App::new().configure(api::configure(state.clone())))
-        .workers(2)
+        .workers(HTTP_WORKERS)
+        // A client that is slow to send its head, or its body (`body::read_limited`), loses
+        // its connection; the number of connections stays under the file limit. Together they
+        // keep `/healthz` answering under hundreds of slow clients.
+        .client_request_timeout(limits.header_timeout)
+        .client_disconnect_timeout(DISCONNECT_TIMEOUT)
+        .max_connections(api::connections::per_worker(max_connections, HTTP_WORKERS))
         .shutdown_timeout(10)
         .disable_signals()
         .bind(config.listen)
         .map_err(Error::Server)?
         .run();
-    tracing::info!(listen = %config.listen, "serving the meshplane API");
+    tracing::info!(
+        listen = %config.listen,
+        max_connections,
+        header_timeout = ?limits.header_timeout,
+        body_timeout = ?limits.body_timeout,
+        "serving the meshplane API"
+    );
     // actix-server would treat SIGINT as a forced stop; both signals stop gracefully here:
     // the listener closes and in-flight requests finish first.
     let handle = server.handle();

@@ -25,6 +25,7 @@ fn fixture(token: Option<&str>, max_body_bytes: usize) -> Fixture {
         metrics,
         auth: Auth::new(token.map(str::to_string)),
         max_body_bytes,
+        http: Default::default(),
         io: Default::default(),
         snapshots: None,
         past: Default::default(),

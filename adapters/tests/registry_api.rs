@@ -29,6 +29,7 @@ fn fixture() -> Fixture {
         metrics,
         auth: Auth::new(None),
         max_body_bytes: 1 << 20,
+        http: Default::default(),
         io: Default::default(),
         snapshots: None,
         past: Default::default(),

@@ -14,7 +14,7 @@ pub fn run(args: RollbackArgs) -> Result<()> {
     let client = Client::new(config::resolve(&args.client)?);
     let answer = client.post_json(
         "/api/v1/rollback",
-        &json!({"to": args.to, "reason": args.reason, "dryRun": args.dry_run}),
+        &json!({"to": args.to, "reason": args.reason, "dryRun": args.dry_run, "wipe": args.wipe}),
     )?;
     if args.output != OutputFormat::Table {
         return print(&output::render_document(&answer, args.output)?);

@@ -213,9 +213,35 @@ impl Daemon {
 
     /// Spawn without waiting; standard output and error go to a log file in the sandbox.
     pub fn spawn(sandbox: &Sandbox, data: &Path, listen: &str, extra: &[&str]) -> Daemon {
+        Daemon::spawn_command(sandbox.command(), sandbox, data, listen, extra)
+    }
+
+    /// As [`Daemon::start_with`] on loopback, run through a wrapper command, e.g.
+    /// `["prlimit", "--nofile=256:256"]`, with the same clean environment.
+    pub fn start_wrapped(
+        sandbox: &Sandbox,
+        data: &Path,
+        extra: &[&str],
+        wrapper: &[&str],
+    ) -> Daemon {
+        let port = free_port("127.0.0.1");
+        let mut command = sandbox.command_of(Path::new(wrapper[0]));
+        command.args(&wrapper[1..]).arg(BIN);
+        let mut daemon =
+            Daemon::spawn_command(command, sandbox, data, &format!("127.0.0.1:{port}"), extra);
+        daemon.wait_ready();
+        daemon
+    }
+
+    fn spawn_command(
+        mut command: Command,
+        sandbox: &Sandbox,
+        data: &Path,
+        listen: &str,
+        extra: &[&str],
+    ) -> Daemon {
         let log = sandbox.path(&format!("daemon-{}.log", next_id()));
         let out = File::create(&log).unwrap();
-        let mut command = sandbox.command();
         command
             .args(["run", "--data", data.to_str().unwrap(), "--listen", listen])
             .args(extra)

@@ -26,7 +26,7 @@ impl Auth {
             .headers()
             .get(AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "));
+            .and_then(bearer);
         match presented {
             Some(t) if constant_time_eq(t.as_bytes(), expected.as_bytes()) => Ok(()),
             Some(_) => Err(ApiError::unauthorized("the bearer token is not valid")),
@@ -37,10 +37,43 @@ impl Auth {
     }
 }
 
+/// The token of a `Bearer` credential. The scheme is case-insensitive (RFC 7235 §2.1:
+/// `bearer`, `BEARER` are the same scheme) and may be followed by more than one space.
+fn bearer(value: &str) -> Option<&str> {
+    let (scheme, token) = value.trim().split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim_start())
+}
+
 /// Compare without an early exit, so response time does not reveal how much of a guess matched.
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     if a.len() != b.len() {
         return false;
     }
     a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_scheme_is_case_insensitive() {
+        for value in [
+            "Bearer s3cret",
+            "bearer s3cret",
+            "BEARER  s3cret",
+            " bEaReR s3cret ",
+        ] {
+            assert_eq!(bearer(value), Some("s3cret"), "{value:?}");
+        }
+        assert_eq!(bearer("Basic czNjcmV0"), None);
+        assert_eq!(bearer("Bearers3cret"), None);
+        let auth = Auth::new(Some("s3cret".into()));
+        let req = actix_web::test::TestRequest::default()
+            .insert_header((AUTHORIZATION, "bearer s3cret"))
+            .to_http_request();
+        auth.check(&req).unwrap();
+    }
 }

@@ -1,14 +1,43 @@
-//! Reading request bodies under a size limit and parsing them into documents.
+//! Reading request bodies under a size limit and a time limit, and parsing them into documents.
+//!
+//! Every handler that takes a body reads it here. The time limit matters as much as the size:
+//! a client that sends its headers and then dribbles the body holds a connection (and a file
+//! descriptor) for as long as the server waits; hundreds of them starve `/healthz`.
 
-use actix_web::http::header::CONTENT_TYPE;
+use std::time::Duration;
+
 use actix_web::{web, HttpRequest};
 use futures::StreamExt;
 use serde_json::Value;
 
 use super::error::ApiError;
 
-/// Read the whole body, refusing it as soon as it passes `limit` bytes.
+/// Default time allowed to receive a whole request body.
+pub const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How much of a body, and for how long, a handler waits for.
+#[derive(Clone, Copy, Debug)]
+pub struct BodyLimits {
+    pub max_bytes: usize,
+    pub timeout: Duration,
+}
+
+/// Read the whole body, refusing it as soon as it passes `limits.max_bytes` (413), or when it
+/// has not fully arrived within `limits.timeout` (408).
 pub async fn read_limited(
+    req: &HttpRequest,
+    payload: web::Payload,
+    limits: BodyLimits,
+) -> Result<web::Bytes, ApiError> {
+    tokio::time::timeout(limits.timeout, read_all(req, payload, limits.max_bytes))
+        .await
+        .unwrap_or_else(|_| {
+            tracing::debug!(path = %req.path(), "request body timed out");
+            Err(ApiError::request_timeout(limits.timeout))
+        })
+}
+
+async fn read_all(
     req: &HttpRequest,
     mut payload: web::Payload,
     limit: usize,
@@ -35,31 +64,24 @@ pub async fn read_limited(
 }
 
 /// Parse a body into documents: JSON (an object or a list of objects) or multi-document YAML,
-/// by `Content-Type`, or by sniffing when none is given. Empty YAML documents are skipped.
+/// by `Content-Type` (never sniffed: a browser may send `text/plain` cross-site without asking,
+/// see `guard`). Empty YAML documents are skipped.
 pub fn documents(req: &HttpRequest, body: &[u8]) -> Result<Vec<Value>, ApiError> {
     let text = std::str::from_utf8(body)
         .map_err(|e| ApiError::invalid("(body)", format!("not UTF-8: {e}")))?;
-    let content_type = req
-        .headers()
-        .get(CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .map(|v| {
-            v.split(';')
-                .next()
-                .unwrap_or("")
-                .trim()
-                .to_ascii_lowercase()
-        });
-    let json = match content_type.as_deref() {
-        Some("application/json") => true,
+    let json = match super::guard::media_type(req.headers()).as_deref() {
+        Some(t) if t == "application/json" || t.ends_with("+json") => true,
         Some("application/yaml" | "application/x-yaml" | "text/yaml" | "text/x-yaml") => false,
-        None | Some("" | "text/plain" | "application/octet-stream") => {
-            text.trim_start().starts_with(['{', '['])
-        }
+        Some(t) if t.ends_with("+yaml") => false,
         Some(other) => {
             return Err(ApiError::unsupported_media_type(format!(
-                "content type `{other}` is not accepted: send application/json or application/yaml"
+                "Content-Type: `{other}` is not accepted: send application/json or application/yaml"
             )))
+        }
+        None => {
+            return Err(ApiError::unsupported_media_type(
+                "Content-Type: missing; send application/json or application/yaml",
+            ))
         }
     };
     let docs = if json {

@@ -5,7 +5,9 @@
 
 mod auth;
 pub(crate) mod body;
+pub mod connections;
 pub(crate) mod error;
+pub mod guard;
 mod history;
 mod resources;
 pub(crate) mod respond;
@@ -19,7 +21,9 @@ use actix_web::{web, HttpResponse};
 use crate::host::Dispatcher;
 use crate::metrics::Metrics;
 pub use auth::Auth;
+pub use body::{BodyLimits, DEFAULT_BODY_TIMEOUT};
 pub use error::ApiError;
+pub use guard::AllowedHosts;
 
 /// Default limit on request bodies.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -30,6 +34,8 @@ pub struct ApiState {
     pub metrics: Arc<Metrics>,
     pub auth: Auth,
     pub max_body_bytes: usize,
+    /// The rules every request passes before its handler (see `guard`) and the body timeout.
+    pub http: HttpRules,
     /// What the concepts' running I/O hands their routes (empty when it is not running).
     pub io: crate::concepts::IoData,
     /// The snapshot directory (for states at past positions), when snapshots are kept.
@@ -39,20 +45,50 @@ pub struct ApiState {
     pub past: PastState,
 }
 
+/// See [`ApiState::http`].
+#[derive(Clone, Debug)]
+pub struct HttpRules {
+    /// The `Host` values the API answers to.
+    pub hosts: AllowedHosts,
+    /// How long a handler waits for a whole request body (408 after).
+    pub body_timeout: std::time::Duration,
+}
+
+impl Default for HttpRules {
+    /// Loopback names only, the default body timeout.
+    fn default() -> Self {
+        HttpRules {
+            hosts: AllowedHosts::default(),
+            body_timeout: DEFAULT_BODY_TIMEOUT,
+        }
+    }
+}
+
 /// See [`ApiState::past`].
 pub type PastState = std::sync::Mutex<Option<Arc<actors::Mesh>>>;
 
 impl ApiState {
+    /// The size and time limits of request bodies.
+    pub fn body_limits(&self) -> BodyLimits {
+        BodyLimits {
+            max_bytes: self.max_body_bytes,
+            timeout: self.http.body_timeout,
+        }
+    }
+
     /// The state as of a past log position (`?at=POS`), folded from the log (and the newest
-    /// snapshot before it).
+    /// snapshot before it). Position 0 is the empty state before the first event.
     pub async fn past(&self, at: u64) -> Result<Arc<actors::Mesh>, ApiError> {
         let store = self.dispatcher.store().clone();
         let head = store.head();
-        if at == 0 || at > head {
+        if at > head {
             return Err(ApiError::invalid(
                 "at",
-                format!("position {at} is not in the log (1..={head})"),
+                format!("position {at} is not in the log (0..={head})"),
             ));
+        }
+        if at == 0 {
+            return Ok(Arc::new(actors::Mesh::default()));
         }
         if let Some(mesh) = self.past.lock().expect("past-state cache").as_ref() {
             if mesh.position == at {
@@ -76,6 +112,7 @@ impl ApiState {
 pub fn configure(state: web::Data<ApiState>) -> impl FnOnce(&mut web::ServiceConfig) {
     move |cfg| {
         let metrics = state.metrics.clone();
+        let hosts = state.http.hosts.clone();
         cfg.app_data(state)
             .app_data(
                 web::QueryConfig::default()
@@ -90,7 +127,16 @@ pub fn configure(state: web::Data<ApiState>) -> impl FnOnce(&mut web::ServiceCon
                     .wrap_fn(move |req, srv| {
                         let method = req.method().to_string();
                         let metrics = metrics.clone();
-                        let fut = srv.call(req);
+                        // Refused before any handler runs or any body is read.
+                        let fut = match guard::check(&hosts, &req) {
+                            Ok(()) => futures::future::Either::Left(srv.call(req)),
+                            Err(e) => {
+                                tracing::debug!(error = %e, path = %req.path(), "request refused");
+                                futures::future::Either::Right(futures::future::ok(
+                                    req.into_response(e.response()),
+                                ))
+                            }
+                        };
                         async move {
                             let res = fut.await?;
                             metrics.request(&method, res.status().as_u16());

@@ -128,7 +128,7 @@ pub async fn apply(
     state: web::Data<ApiState>,
 ) -> Result<HttpResponse, ApiError> {
     state.auth.check(&req)?;
-    let body = read_limited(&req, payload, state.max_body_bytes).await?;
+    let body = read_limited(&req, payload, state.body_limits()).await?;
     let docs = documents(&req, &body)?;
     let mut batch = ApplyBatch::parse(&docs)?;
     let commands = std::mem::take(&mut batch.commands);
@@ -252,7 +252,7 @@ pub async fn put(
     let (kind_name, name) = path.into_inner();
     let spec = kind(&kind_name)?;
     let key = key_of(spec, &name, query.into_inner().present()?)?;
-    let body = read_limited(&req, payload, state.max_body_bytes).await?;
+    let body = read_limited(&req, payload, state.body_limits()).await?;
     let mut docs = documents(&req, &body)?;
     if docs.len() != 1 {
         return Err(ApiError::invalid(

@@ -2,6 +2,10 @@
 //! back to its state at a past position (a rollback event is appended; the projections then
 //! converge the world), or with `dryRun` only show the plan: the objects it would create,
 //! change and delete.
+//!
+//! Position 0 is the empty state before the first event: rolling back to it deletes every
+//! object meshplane manages, so it needs `"wipe": true` as well (a dry run does not). A typo
+//! such as `--to 0` for `--to 10` must not empty a mesh.
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -23,6 +27,9 @@ struct RollbackRequest {
     reason: String,
     #[serde(default)]
     dry_run: bool,
+    /// Confirms a rollback to position 0 (the empty state).
+    #[serde(default)]
+    wipe: bool,
 }
 
 pub async fn rollback(
@@ -31,9 +38,17 @@ pub async fn rollback(
     state: web::Data<ApiState>,
 ) -> Result<HttpResponse, ApiError> {
     state.auth.check(&req)?;
-    let body = read_limited(&req, payload, state.max_body_bytes).await?;
+    let body = read_limited(&req, payload, state.body_limits()).await?;
     let request: RollbackRequest = serde_json::from_value(json_body(&body)?)
         .map_err(|e| ApiError::invalid("(body)", e.to_string()))?;
+    if request.to == 0 && !request.wipe && !request.dry_run {
+        return Err(ApiError::invalid(
+            "to",
+            "rolling back to position 0 returns to the empty state before the first event and \
+             deletes every object meshplane manages; confirm with `\"wipe\": true` \
+             (`meshplane rollback --to 0 --wipe`), or look first with a dry run",
+        ));
+    }
     let dispatcher = &state.dispatcher;
     let now = dispatcher
         .mesh()

@@ -131,7 +131,7 @@ pub async fn post_accesslog(
             "the access-log intake is not running",
         ));
     };
-    let body = read_limited(&req, payload, state.max_body_bytes).await?;
+    let body = read_limited(&req, payload, state.body_limits()).await?;
     let before = fence.counters.snapshot().malformed;
     let entries = jsonl::parse_lines(&body, &fence.counters);
     let malformed = fence.counters.snapshot().malformed - before;

@@ -179,7 +179,7 @@ pub async fn register(
     state: web::Data<ApiState>,
 ) -> Result<HttpResponse, ApiError> {
     state.auth.check(&req)?;
-    let body = read_limited(&req, payload, state.max_body_bytes).await?;
+    let body = read_limited(&req, payload, state.body_limits()).await?;
     let registration =
         Registration::from_value(&json_body(&body)?).map_err(|r| ApiError::rejected(r, None))?;
     let key = registration.key.clone();
@@ -409,7 +409,7 @@ pub async fn heartbeats(
     state: web::Data<ApiState>,
 ) -> Result<HttpResponse, ApiError> {
     state.auth.check(&req)?;
-    let body = read_limited(&req, payload, state.max_body_bytes).await?;
+    let body = read_limited(&req, payload, state.body_limits()).await?;
     let beats: WireBeats = serde_json::from_slice(&body).map_err(|e| {
         ApiError::invalid(
             "heartbeats",
@@ -459,7 +459,7 @@ pub async fn offline(
     state: web::Data<ApiState>,
 ) -> Result<HttpResponse, ApiError> {
     state.auth.check(&req)?;
-    let body = read_limited(&req, payload, state.max_body_bytes).await?;
+    let body = read_limited(&req, payload, state.body_limits()).await?;
     let OfflineBody { reason } = if body.iter().all(u8::is_ascii_whitespace) {
         OfflineBody::default()
     } else {

@@ -117,7 +117,7 @@ async fn item_of(
     kind: CatalogKind,
     path_name: Option<&str>,
 ) -> Result<CatalogItem, ApiError> {
-    let body = read_limited(req, payload, state.max_body_bytes).await?;
+    let body = read_limited(req, payload, state.body_limits()).await?;
     CatalogItem::from_api_body(kind, &json_body(&body)?, path_name)
         .map_err(|r| ApiError::rejected(r, None))
 }
