@@ -266,6 +266,15 @@ pub fn deployment(options: &InstallOptions) -> Deployment {
                 }),
                 ..EnvVar::default()
             },
+            // In-cluster clients call the API by its Service's names; the API refuses any
+            // other `Host` (against DNS rebinding), IP addresses aside.
+            EnvVar {
+                name: "MESHPLANE_ALLOWED_HOSTS".into(),
+                value: Some(format!(
+                    "{NAME},{NAME}.{ns},{NAME}.{ns}.svc,{NAME}.{ns}.svc.cluster.local"
+                )),
+                ..EnvVar::default()
+            },
             // The lease holder's identity.
             EnvVar {
                 name: "POD_NAME".into(),
@@ -453,6 +462,11 @@ mod tests {
         assert_eq!(
             container["env"][0]["valueFrom"]["secretKeyRef"],
             serde_json::json!({"name": TOKEN_SECRET, "key": TOKEN_SECRET_KEY, "optional": false})
+        );
+        assert_eq!(
+            container["env"][1]["value"],
+            "meshplane,meshplane.mesh,meshplane.mesh.svc,meshplane.mesh.svc.cluster.local",
+            "in-cluster clients' Host names are allowed"
         );
         assert_eq!(objects[3]["subjects"][0]["namespace"], "mesh");
     }
