@@ -484,6 +484,29 @@ pub enum LogCommand {
     Export(ExportArgs),
     /// Load a JSON Lines log into an empty data directory.
     Import(ImportArgs),
+    /// Check a log without changing it: every page checksum, every record, the acknowledged
+    /// head. Prints what is intact; exits 1 when the log is damaged.
+    Verify(VerifyArgs),
+    /// Copy every intact record of a (damaged) log into a new data directory, without changing
+    /// the source: the records from position 1 up to the first missing one become the new log,
+    /// the intact records after a gap are written beside it as JSON Lines.
+    Salvage(SalvageArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    #[command(flatten)]
+    pub data: DataArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct SalvageArgs {
+    #[command(flatten)]
+    pub data: DataArgs,
+
+    /// The new data directory (must not hold a log).
+    #[arg(long, value_name = "DIR")]
+    pub to: PathBuf,
 }
 
 #[derive(Debug, Args)]

@@ -64,6 +64,18 @@ pub fn open_store(data_dir: &Path, kind: StoreKind) -> Result<Arc<dyn EventStore
     Ok(store)
 }
 
+/// Open the event store under `data_dir` to read it only (`replay`, `log export`, `log
+/// verify`): nothing is written to the file, not even the repair redb makes after an unclean
+/// shutdown (it is made in memory), and a damaged log is refused with a report. sled has no
+/// such mode: its log is opened as the daemon opens it.
+pub fn inspect_store(data_dir: &Path, kind: StoreKind) -> Result<Arc<dyn EventStore>, Error> {
+    let path = store_path(data_dir, kind);
+    match kind {
+        StoreKind::Redb => Ok(Arc::new(Log::open(RedbBackend::inspect(&path)?)?)),
+        StoreKind::Sled => open_sled(&path),
+    }
+}
+
 #[cfg(feature = "sled")]
 fn open_sled(path: &Path) -> Result<Arc<dyn EventStore>, Error> {
     Ok(Arc::new(Log::open(

@@ -67,10 +67,9 @@ impl std::fmt::Display for Damage {
         }
         match (self.intact_after, self.last_intact) {
             (Some(0), _) => write!(f, "No intact record after it. ")?,
-            (Some(n), Some(last)) => write!(
-                f,
-                "{n} intact record(s) after it, up to position {last}. "
-            )?,
+            (Some(n), Some(last)) => {
+                write!(f, "{n} intact record(s) after it, up to position {last}. ")?
+            }
             _ => {}
         }
         write!(
@@ -90,9 +89,15 @@ mod tests {
         let text = Damage::new("/d/events.redb", 5, "checksum mismatch")
             .with_intact_after(2, 7)
             .to_string();
-        assert!(text.contains("damaged at position 5: checksum mismatch"), "{text}");
+        assert!(
+            text.contains("damaged at position 5: checksum mismatch"),
+            "{text}"
+        );
         assert!(text.contains("Positions 1 to 4 are intact"), "{text}");
-        assert!(text.contains("2 intact record(s) after it, up to position 7"), "{text}");
+        assert!(
+            text.contains("2 intact record(s) after it, up to position 7"),
+            "{text}"
+        );
         assert!(text.contains("log salvage"), "{text}");
     }
 

@@ -170,7 +170,10 @@ mod tests {
     fn verify_agrees_with_decode() {
         let frame = encode(&sample(9)).unwrap();
         assert_eq!(verify(9, &frame).unwrap(), crc32c::crc32c(&frame[8..]));
-        assert!(verify(8, &frame).unwrap_err().to_string().contains("claims position 9"));
+        assert!(verify(8, &frame)
+            .unwrap_err()
+            .to_string()
+            .contains("claims position 9"));
         for byte in 0..frame.len() {
             for bit in 0..8 {
                 let mut bad = frame.clone();

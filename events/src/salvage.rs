@@ -144,7 +144,10 @@ mod tests {
         }
         file.extend_from_slice(&frame::encode(&envelope(2, &[2; 40])).unwrap());
         let found = scan(&file);
-        assert_eq!(found.records.keys().copied().collect::<Vec<_>>(), vec![1, 2, 3, 5, 6]);
+        assert_eq!(
+            found.records.keys().copied().collect::<Vec<_>>(),
+            vec![1, 2, 3, 5, 6]
+        );
         assert!(found.conflicts.is_empty());
         assert_eq!(found.dense_prefix().len(), 3);
         assert_eq!(found.after_gap().len(), 2);

@@ -79,8 +79,15 @@ mod durable {
         if !h.cuts_damaged_tail() {
             let damage = refused(h);
             assert_eq!(damage.first_bad, 5, "{damage}");
-            assert!(damage.reason.contains("next stored record is at 9"), "{damage}");
-            assert_eq!(damage.intact_after, Some(1), "the orphan frame is intact: {damage}");
+            assert!(
+                damage.reason.contains("next stored record is at 9"),
+                "{damage}"
+            );
+            assert_eq!(
+                damage.intact_after,
+                Some(1),
+                "the orphan frame is intact: {damage}"
+            );
             assert_eq!(refused(h), damage, "nothing was changed");
             return;
         }
@@ -119,7 +126,11 @@ mod durable {
         h.write_raw(4, b"bit rot");
         if !h.cuts_damaged_tail() {
             let damage = refused(h);
-            assert_eq!((damage.first_bad, damage.intact_after), (4, Some(0)), "{damage}");
+            assert_eq!(
+                (damage.first_bad, damage.intact_after),
+                (4, Some(0)),
+                "{damage}"
+            );
             return;
         }
         {
@@ -536,8 +547,8 @@ mod redb {
     #[test]
     fn a_second_open_of_the_same_file_fails_cleanly() {
         let h = RedbHarness::new();
-        let _first = h.open();
-        match RedbBackend::open(&h.path()) {
+        let _first = events::SyncLog::open(h.open()).unwrap();
+        match events::SyncLog::open(RedbBackend::open(&h.path()).unwrap()) {
             Err(events::StoreError::Storage(msg)) => {
                 assert!(msg.contains("open in another process"), "{msg}")
             }

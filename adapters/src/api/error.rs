@@ -155,6 +155,19 @@ impl ApiError {
             DispatchError::Contended => {
                 Self::new(StatusCode::CONFLICT, "Conflict", e.to_string(), None)
             }
+            // The medium, not the request: a full disk is 507 (RFC 4918), a log that cannot write
+            // for now is 503; both heal by themselves, and nothing of the request was written.
+            DispatchError::Store(events::StoreError::Full(_)) => Self::new(
+                StatusCode::INSUFFICIENT_STORAGE,
+                "InsufficientStorage",
+                e.to_string(),
+                None,
+            ),
+            DispatchError::Store(ref store)
+                if store.is_medium_failure() || matches!(store, events::StoreError::Damaged(_)) =>
+            {
+                Self::unavailable(e.to_string())
+            }
             DispatchError::Store(_) | DispatchError::Stopped(_) => {
                 tracing::error!(error = %e, "command failed");
                 Self::internal(e.to_string())

@@ -189,9 +189,13 @@ pub fn configure(state: web::Data<ApiState>) -> impl FnOnce(&mut web::ServiceCon
 }
 
 async fn readyz(state: web::Data<ApiState>) -> HttpResponse {
-    match state.dispatcher.failure() {
-        None => HttpResponse::Ok().content_type("text/plain").body("ready"),
-        Some(why) => ApiError::unavailable(format!("event delivery stopped: {why}")).response(),
+    if let Some(why) = state.dispatcher.failure() {
+        return ApiError::unavailable(format!("event delivery stopped: {why}")).response();
+    }
+    // A log that cannot write (a full disk, a failing device) is not ready; it reopens by itself.
+    match state.dispatcher.store().health() {
+        Ok(()) => HttpResponse::Ok().content_type("text/plain").body("ready"),
+        Err(why) => ApiError::unavailable(format!("event log: {why}")).response(),
     }
 }
 

@@ -47,6 +47,7 @@
 mod acked;
 mod medium;
 mod open;
+pub mod sweep;
 mod verify;
 
 use std::path::{Path, PathBuf};
@@ -60,6 +61,7 @@ use redb::{
     ReadableTable, TableDefinition, TableHandle,
 };
 use uuid::Uuid;
+use verify::Verified;
 
 use super::{check_continues, Backend, BackendRead, PreparedRecord};
 use crate::envelope::Envelope;
@@ -598,7 +600,8 @@ pub struct RedbBackend {
 }
 
 impl RedbBackend {
-    /// Open the log at `path` for writing, creating the file (and its directory) if missing.
+    /// Open the log at `path` for writing, creating the file (and its directory) if missing. The
+    /// file is opened and checked by [`Backend::recover`] (through [`crate::Log::open`]).
     pub fn open(path: &Path) -> Result<Self, StoreError> {
         RedbBackend::open_with(path, Access::Write)
     }
@@ -612,27 +615,37 @@ impl RedbBackend {
     pub fn open_with(path: &Path, access: Access) -> Result<Self, StoreError> {
         if !matches!(access, Access::Inspect) {
             create_parent(path)?;
+            // The checks run on an inspection of the file, which needs one to exist.
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)?;
         }
-        let (acked, warning) = open::read_acked(path);
-        let opened = open::open_checked(path, &access, acked)?;
-        prepare_tables(&opened.db, path)?;
-        let acked_file = match access {
-            Access::Inspect => None,
-            _ => Some(AckedFile::open(path)?),
-        };
-        let slot = DbSlot::default();
-        slot.set(Some(opened.db))?;
         Ok(RedbBackend {
             path: path.to_path_buf(),
             access,
-            slot: Arc::new(slot),
+            slot: Arc::default(),
             staged: Arc::default(),
             head: 0,
             recovered: false,
-            acked_file,
-            notes: warning.into_iter().chain(opened.repaired).collect(),
+            acked_file: None,
+            notes: Vec::new(),
             broken: None,
         })
+    }
+
+    /// Open the database, checked (see [`open`]), then load the index overlay: what
+    /// [`Backend::recover`] and [`Backend::heal`] share. Returns the head.
+    fn open_and_load(&mut self) -> Result<u64, StoreError> {
+        let (acked, warning) = open::read_acked(&self.path);
+        let opened = open::open_checked(&self.path, &self.access, acked)?;
+        prepare_tables(&opened.db, &self.path)?;
+        if !matches!(self.access, Access::Inspect) && self.acked_file.is_none() {
+            self.acked_file = Some(AckedFile::open(&self.path)?);
+        }
+        self.notes = warning.into_iter().chain(opened.repaired).collect();
+        self.slot.set(Some(opened.db))?;
+        self.load(opened.verified)
     }
 
     fn database(&self) -> Result<Arc<Database>, StoreError> {
@@ -743,7 +756,8 @@ impl RedbBackend {
             meta.insert(META_INDEXED, self.head)
                 .map_err(storage("write meta"))?;
         }
-        txn.commit().map_err(self.medium("commit index checkpoint"))?;
+        txn.commit()
+            .map_err(self.medium("commit index checkpoint"))?;
         // The table now holds the ids: add them to the filter (or rebuild a full one from the
         // table) in the same critical section that drops them from the overlay.
         let full = {
@@ -790,10 +804,8 @@ impl RedbBackend {
 
     /// Verify the whole log and load the index overlay: what [`Backend::recover`] and
     /// [`Backend::heal`] share.
-    fn load(&mut self) -> Result<u64, StoreError> {
-        let file = self.path.display().to_string();
+    fn load(&mut self, verified: Verified) -> Result<u64, StoreError> {
         let db = self.database()?;
-        let verified = verify::verify(&db, &file, acked::read(&self.path).ok().flatten())?;
         let head = verified.head;
         // Rebuild the overlay from the records the index tables do not cover (verified just
         // now, so a read failing here is a failure of the medium, not damage).
@@ -818,9 +830,7 @@ impl RedbBackend {
 /// and recoverable by reopening; anything else is a storage error.
 fn classify(context: &'static str, e: redb::Error) -> StoreError {
     match e {
-        redb::Error::Io(io) if is_full(&io) => {
-            StoreError::Full(format!("{context}: {io}"))
-        }
+        redb::Error::Io(io) if is_full(&io) => StoreError::Full(format!("{context}: {io}")),
         redb::Error::Io(io) => StoreError::Unavailable(format!("{context}: {io}")),
         redb::Error::PreviousIo => StoreError::Unavailable(format!(
             "{context}: an earlier write failed; the log reopens once the medium works"
@@ -886,7 +896,13 @@ fn prepare_tables(db: &Database, path: &Path) -> Result<(), StoreError> {
             path.display()
         )));
     }
-    let wanted = ["events", "meta", "stream_heads", "stream_index", "event_id_runs"];
+    let wanted = [
+        "events",
+        "meta",
+        "stream_heads",
+        "stream_index",
+        "event_id_runs",
+    ];
     if wanted.iter().all(|name| tables.iter().any(|t| t == name)) {
         return Ok(());
     }
@@ -924,7 +940,7 @@ impl Backend for RedbBackend {
     /// torn, and the only repair made (on open: rolling back a torn commit that was never
     /// acknowledged) is redb's own, decided in [`open`].
     fn recover(&mut self) -> Result<Recovery, StoreError> {
-        let head = self.load()?;
+        let head = self.open_and_load()?;
         Ok(Recovery {
             head,
             notes: self.notes.clone(),
@@ -962,19 +978,18 @@ impl Backend for RedbBackend {
         }
         let acknowledged = self.head;
         self.slot.set(None)?;
-        let (acked, _) = open::read_acked(&self.path);
-        let opened = match open::open_checked(&self.path, &self.access, acked) {
-            Ok(opened) => opened,
+        let head = match self.open_and_load() {
+            Ok(head) => head,
             Err(StoreError::Storage(reason)) => return Err(StoreError::Unavailable(reason)),
             Err(other) => return Err(other),
         };
-        self.slot.set(Some(opened.db))?;
-        let head = self.load()?;
         if head < acknowledged {
             return Err(StoreError::Damaged(Box::new(crate::damage::Damage::new(
                 self.path.display().to_string(),
                 head + 1,
-                format!("after reopening, the log ends at {head} but {acknowledged} was acknowledged"),
+                format!(
+                    "after reopening, the log ends at {head} but {acknowledged} was acknowledged"
+                ),
             ))));
         }
         self.broken = None;
@@ -1013,7 +1028,9 @@ impl RedbBackend {
             events
                 .insert(chunk_first, chunk.as_slice())
                 .map_err(self.medium("insert chunk"))?;
-            let mut meta = txn.open_table(META).map_err(self.medium("open table meta"))?;
+            let mut meta = txn
+                .open_table(META)
+                .map_err(self.medium("open table meta"))?;
             meta.insert(META_HEAD, last.envelope.position)
                 .map_err(self.medium("write meta"))?;
         }
@@ -1024,7 +1041,8 @@ impl RedbBackend {
         // Durable now: record it as acknowledged before any writer is told. A failure to record
         // it only weakens the next open's check (the record lags), so it fails nothing.
         if let Some(file) = &self.acked_file {
-            let frame_crc = u32::from_le_bytes(last.frame[4..8].try_into().expect("a frame header"));
+            let frame_crc =
+                u32::from_le_bytes(last.frame[4..8].try_into().expect("a frame header"));
             let _ = file.record(Acked {
                 head: last.envelope.position,
                 frame_crc,
@@ -1361,9 +1379,6 @@ mod tests {
         }
         for _ in 0..2 {
             let mut backend = RedbBackend::open(&path).unwrap();
-            // Before recovery the filters know nothing, and the table is scanned instead.
-            let found = backend.reader().positions_of(&ids[..50]).unwrap();
-            assert_eq!(found, (1..=50).map(Some).collect::<Vec<_>>());
             backend.recover().unwrap();
             {
                 let staged = read_lock(&backend.staged).unwrap();
@@ -1414,7 +1429,7 @@ mod tests {
             txn.open_table(old).unwrap().insert(1, 1).unwrap();
             txn.commit().unwrap();
         }
-        match RedbBackend::open(&path) {
+        match RedbBackend::open(&path).unwrap().recover() {
             Err(StoreError::Storage(msg)) => {
                 assert!(msg.contains("older event id index"), "{msg}")
             }

@@ -21,7 +21,7 @@ use redb::{Database, DatabaseError, StorageError};
 
 use super::acked::{self, Acked};
 use super::medium::{Access, Medium};
-use super::verify::verify;
+use super::verify::{verify, Verified};
 use crate::damage::Damage;
 use crate::error::StoreError;
 use crate::salvage;
@@ -30,14 +30,19 @@ use crate::salvage;
 /// the log; the log is appended and read mostly in order, so a modest cache costs little.
 const CACHE_BYTES: usize = 64 * 1024 * 1024;
 
-/// A database that passed the checks, and what the open repaired, if anything.
+/// A database that passed the checks, what they found, and what the open repaired.
 pub(super) struct Opened {
     pub db: Database,
+    pub verified: Verified,
     /// A repair made on open, for the recovery report.
     pub repaired: Option<String>,
 }
 
 /// Open the log file at `path` for `access`, checked. The acknowledgement record is `acked`.
+///
+/// The checks run on an inspection of the file (every write redb makes while opening, a
+/// repair included, stays in memory), so a refused file is left exactly as it was. Only a
+/// file that passed is then opened for writing.
 pub(super) fn open_checked(
     path: &Path,
     access: &Access,
@@ -45,53 +50,65 @@ pub(super) fn open_checked(
 ) -> Result<Opened, StoreError> {
     let file = path.display().to_string();
     let primary_damaged = Arc::new(AtomicBool::new(false));
-    match open_database(path, access, Some(primary_damaged.clone())) {
-        Ok(db) => Ok(Opened { db, repaired: None }),
-        Err(DatabaseError::RepairAborted) if primary_damaged.load(Ordering::SeqCst) => {
-            // What the commit before holds, found without touching the file.
-            let fallback = open_database(path, &Access::Inspect, None)
-                .map_err(|e| refusal(path, &file, e))?;
-            let held = verify(&fallback, &file, None)?.head;
-            if let Some(acked) = acked.filter(|a| a.head > held) {
-                return Err(StoreError::Damaged(Box::new(Damage::new(
-                    &file,
-                    held + 1,
-                    format!(
-                        "the last commit fails its checksums (damaged on the medium) and held \
+    let (inspected, repaired) =
+        match open_database(path, &Access::Inspect, Some(primary_damaged.clone()), true) {
+            Ok(db) => (db, None),
+            Err(DatabaseError::RepairAborted) if primary_damaged.load(Ordering::SeqCst) => {
+                // What the commit before holds.
+                let fallback = open_database(path, &Access::Inspect, None, true)
+                    .map_err(|e| refusal(path, &file, e))?;
+                let held = verify(&fallback, &file, None)?.head;
+                if let Some(acked) = acked.filter(|a| a.head > held) {
+                    return Err(StoreError::Damaged(Box::new(Damage::new(
+                        &file,
+                        held + 1,
+                        format!(
+                            "the last commit fails its checksums (damaged on the medium) and held \
                          acknowledged positions up to {}; the commit before ends at {held}",
-                        acked.head
-                    ),
-                ))));
-            }
-            let repaired = Some(format!(
-                "the last commit was torn before it was acknowledged and was rolled back to \
-                 position {held}"
-            ));
-            let db = match access {
-                Access::Inspect => fallback,
-                _ => {
-                    drop(fallback);
-                    open_database(path, access, None).map_err(|e| refusal(path, &file, e))?
+                            acked.head
+                        ),
+                    ))));
                 }
-            };
-            Ok(Opened { db, repaired })
+                let note = format!(
+                    "the last commit was torn before it was acknowledged and was rolled back to \
+                 position {held}"
+                );
+                (fallback, Some(note))
+            }
+            Err(e) => return Err(refusal(path, &file, e)),
+        };
+    // A new file has no tables yet (the inspection creates them in memory).
+    super::prepare_tables(&inspected, path)?;
+    let verified = verify(&inspected, &file, acked)?;
+    let db = match access {
+        Access::Inspect => inspected,
+        _ => {
+            drop(inspected);
+            // Just checked: the check runs again only to make the rollback decided above.
+            open_database(path, access, None, repaired.is_some())
+                .map_err(|e| refusal(path, &file, e))?
         }
-        Err(e) => Err(refusal(path, &file, e)),
-    }
+    };
+    Ok(Opened {
+        db,
+        verified,
+        repaired,
+    })
 }
 
-/// Open with redb's integrity check. With `primary_damaged`, a repair that would roll back the
-/// newest commit is aborted and flagged there instead of made.
+/// Open with redb's integrity check when `check`. With `primary_damaged`, a repair that would
+/// roll back the newest commit is aborted and flagged there instead of made.
 pub(super) fn open_database(
     path: &Path,
     access: &Access,
     primary_damaged: Option<Arc<AtomicBool>>,
+    check: bool,
 ) -> Result<Database, DatabaseError> {
     let medium = Medium::open(path, access)?;
     let mut builder = redb::Builder::new();
     builder
         .set_cache_size(CACHE_BYTES)
-        .set_check_integrity_on_open(true);
+        .set_check_integrity_on_open(check);
     if let Some(flag) = primary_damaged {
         // redb reports its repair's progress: 0.3 is reached only when the newest commit failed
         // its checksums and the commit before is about to replace it.
@@ -113,13 +130,19 @@ pub(super) fn refusal(path: &Path, file: &str, error: DatabaseError) -> StoreErr
             "{file} is open in another process (a running daemon?): stop it first, or inspect an \
              exported or copied log"
         )),
+        DatabaseError::Storage(StorageError::Io(e)) if super::is_full(&e) => {
+            StoreError::Full(format!("open {file}: {e}"))
+        }
         DatabaseError::Storage(StorageError::Corrupted(reason)) => {
             StoreError::Damaged(Box::new(damage_from_raw_scan(path, file, &reason)))
         }
         DatabaseError::UpgradeRequired(version) => StoreError::Storage(format!(
-            "{file}: the file has redb format {version}, which this build does not read"
+            "{file}: the file's header says redb format {version}, which this build does not \
+             read (an older file, or a damaged header)"
         )),
-        DatabaseError::Storage(StorageError::Io(e)) if e.kind() == std::io::ErrorKind::InvalidData => {
+        DatabaseError::Storage(StorageError::Io(e))
+            if e.kind() == std::io::ErrorKind::InvalidData =>
+        {
             StoreError::Damaged(Box::new(damage_from_raw_scan(path, file, &e.to_string())))
         }
         other => StoreError::Storage(format!("redb: open {file}: {other}")),

@@ -18,7 +18,7 @@ use crate::error::StoreError;
 use crate::frame;
 
 /// What the check found in a log that verifies.
-#[derive(Debug)]
+#[derive(Clone, Copy, Debug)]
 pub(super) struct Verified {
     pub head: u64,
     /// `meta.indexed`: the records after it are not in the index tables yet.
