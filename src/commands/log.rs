@@ -34,8 +34,8 @@ fn salvage(args: SalvageArgs) -> Result<()> {
         bail!("salvage reads redb log files only (--store redb)");
     }
     let source = adapters::storage::store_path(&args.data.dir, kind);
-    let bytes = std::fs::read(&source)
-        .with_context(|| format!("cannot read {}", source.display()))?;
+    let bytes =
+        std::fs::read(&source).with_context(|| format!("cannot read {}", source.display()))?;
     let target = adapters::storage::store_path(&args.to, kind);
     if target.exists() {
         bail!(
