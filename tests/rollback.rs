@@ -155,7 +155,7 @@ fn get_at_answers_from_a_past_position() {
     let past_end = sandbox.run(&["get", "cm", "-n", "shop", "--at", "99", "--server", url]);
     assert!(past_end
         .fails()
-        .contains("position 99 is not in the log (1..=3)"));
+        .contains("position 99 is not in the log (0..=3)"));
     // The registry's catalog too.
     let tenant = |d: &str| {
         format!("apiVersion: mesh.megaease.com/v1alpha1\nkind: Tenant\nmetadata:\n  name: shop\nspec:\n  description: {d}\n")
