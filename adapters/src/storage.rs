@@ -49,7 +49,8 @@ pub fn store_path(data_dir: &Path, kind: StoreKind) -> PathBuf {
 }
 
 /// Open (creating if needed) the event store under `data_dir`, with a group-commit writer.
-/// A torn or corrupt tail is cut on open and reported through `EventStore::recovery`.
+/// The log is checked on open (ARCHITECTURE.md, "Storage faults"): a damaged one is refused
+/// with a report; what the open repaired is reported through `EventStore::recovery`.
 pub fn open_store(data_dir: &Path, kind: StoreKind) -> Result<Arc<dyn EventStore>, Error> {
     std::fs::create_dir_all(data_dir).map_err(|e| Error::io(data_dir, e))?;
     let path = store_path(data_dir, kind);
