@@ -163,6 +163,7 @@ pub fn manifest(data: &[u8]) {
         return;
     };
     let mut mesh = base_mesh().clone();
+    let mut applied = false;
     for doc in docs.iter().take(16) {
         let json = serde_json::to_string(doc).expect("a decoded document serializes");
         let again = documents(Some("application/json"), json.as_bytes())
@@ -196,6 +197,7 @@ pub fn manifest(data: &[u8]) {
         if !execute_idempotent(&mut mesh, command, "apply") {
             continue;
         }
+        applied = true;
         if let Some(key) = key {
             let stored = mesh
                 .resources
@@ -215,6 +217,9 @@ pub fn manifest(data: &[u8]) {
                 decision.events
             );
         }
+    }
+    if !applied {
+        return;
     }
     // The manifest directory recognises every file it writes as its own, under the same name.
     let desired = projections::desired(&mesh);
@@ -410,24 +415,24 @@ pub fn access_log_line(data: &[u8]) {
     for entry in &entries {
         assert!(!entry.authority.is_empty(), "an entry without authority");
     }
-    // The start time against an independent RFC 3339 parser.
-    let good = data
-        .split(|&b| b == b'\n')
-        .map(<[u8]>::trim_ascii)
-        .filter(|l| !l.is_empty())
-        .filter_map(|l| serde_json::from_slice::<Value>(l).ok())
-        .filter(|v| {
-            v.get("authority")
-                .or(v.get("host"))
-                .and_then(Value::as_str)
-                .is_some_and(|a| !a.is_empty())
-        });
-    for (line, entry) in good.zip(&entries) {
-        let Some(text) = line.get("start_time").and_then(Value::as_str) else {
-            continue;
-        };
-        check_rfc3339(text, entry.start_time_ms);
+    // The body reads as its lines one at a time; each start time agrees with an independent
+    // RFC 3339 parser.
+    let mut one_by_one = Vec::new();
+    for line in data.split(|&b| b == b'\n') {
+        let line = line.trim_ascii();
+        let one = crate::concepts::fence::jsonl::parse_lines(line, &IntakeCounters::default());
+        if let [entry] = &one[..] {
+            let json: Value = serde_json::from_slice(line).expect("an accepted line is JSON");
+            if let Some(text) = json.get("start_time").and_then(Value::as_str) {
+                check_rfc3339(text, entry.start_time_ms);
+            }
+        }
+        one_by_one.extend(one);
     }
+    assert_eq!(
+        one_by_one, entries,
+        "the body and its lines one by one differ"
+    );
     learn(&entries);
 }
 
