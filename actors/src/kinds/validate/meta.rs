@@ -143,6 +143,21 @@ mod tests {
             err(json!({"name": "a", "bogus": 1}), NameRule::Dns1123Subdomain),
             "metadata.bogus: unknown field"
         );
+        // Unknown even when null (strict decoding refuses the name, whatever its value); a
+        // known field may be null (unset).
+        assert_eq!(
+            err(
+                json!({"name": "a", "bogus": null}),
+                NameRule::Dns1123Subdomain
+            ),
+            "metadata.bogus: unknown field"
+        );
+        validate(
+            &json!({"name": "a", "labels": null, "finalizers": null}),
+            NameRule::Dns1123Subdomain,
+            true,
+        )
+        .unwrap();
         // Fields a server sets are known, and typed.
         validate(
             &json!({"name": "a", "uid": "u", "resourceVersion": "1"}),

@@ -63,45 +63,121 @@ pub fn parse_at<T: DeserializeOwned + Serialize>(object: &Value, at: &str) -> Re
     })?;
     let round_trip =
         serde_json::to_value(&parsed).map_err(|e| Rejection::invalid("(object)", e.to_string()))?;
-    match first_unknown_field(object, &round_trip, "") {
-        Some(path) => Err(Rejection::invalid(
-            report::clipped(within(path)),
+    let mut dropped = Dropped::default();
+    dropped.visit(object, &round_trip, &mut Vec::new());
+    if let Some(path) = dropped.unknown {
+        return Err(Rejection::invalid(
+            report::clipped(within(path_text(&path))),
             "unknown field",
-        )),
-        None => Ok(parsed),
+        ));
+    }
+    // A null the round trip dropped is an unset known field, or an unknown field set to null
+    // (which strict decoding refuses as any unknown field): ask the type with a probe value.
+    for path in dropped.nulls.iter().take(NULL_PROBES) {
+        if !knows::<T>(object, path) {
+            return Err(Rejection::invalid(
+                report::clipped(within(path_text(path))),
+                "unknown field",
+            ));
+        }
+    }
+    Ok(parsed)
+}
+
+/// How many null fields of one object are probed (each probe decodes the object again).
+const NULL_PROBES: usize = 32;
+
+/// One step into a JSON value.
+#[derive(Clone, Debug)]
+enum Step {
+    Key(String),
+    Index(usize),
+}
+
+fn path_text(path: &[Step]) -> String {
+    let mut text = String::new();
+    for step in path {
+        match step {
+            Step::Key(k) if text.is_empty() => text.push_str(k),
+            Step::Key(k) => {
+                text.push('.');
+                text.push_str(k);
+            }
+            Step::Index(i) => text.push_str(&format!("[{i}]")),
+        }
+    }
+    text
+}
+
+fn step_into<'a>(value: &'a Value, step: &Step) -> Option<&'a Value> {
+    match step {
+        Step::Key(k) => value.get(k.as_str()),
+        Step::Index(i) => value.get(*i),
     }
 }
 
-/// The first field present in `input` but dropped by the typed round trip. Null inputs are
-/// fine (they mean "unset"); keys are visited in sorted order so the answer is deterministic.
-fn first_unknown_field(input: &Value, typed: &Value, path: &str) -> Option<String> {
-    match (input, typed) {
-        (Value::Object(fields), Value::Object(known)) => {
-            for (key, value) in fields {
-                let here = if path.is_empty() {
-                    key.clone()
-                } else {
-                    format!("{path}.{key}")
-                };
-                match known.get(key) {
-                    Some(t) => {
-                        if let Some(p) = first_unknown_field(value, t, &here) {
-                            return Some(p);
-                        }
+/// The fields present in an input but dropped by the typed round trip.
+#[derive(Default)]
+struct Dropped {
+    /// The first non-null one: an unknown field.
+    unknown: Option<Vec<Step>>,
+    /// Null ones: unset known fields, or unknown fields set to null.
+    nulls: Vec<Vec<Step>>,
+}
+
+impl Dropped {
+    /// Keys are visited in sorted order so the answer is deterministic.
+    fn visit(&mut self, input: &Value, typed: &Value, path: &mut Vec<Step>) {
+        if self.unknown.is_some() {
+            return;
+        }
+        match (input, typed) {
+            (Value::Object(fields), Value::Object(known)) => {
+                for (key, value) in fields {
+                    path.push(Step::Key(key.clone()));
+                    match known.get(key) {
+                        Some(t) => self.visit(value, t, path),
+                        None if value.is_null() => self.nulls.push(path.clone()),
+                        None => self.unknown = Some(path.clone()),
                     }
-                    None if value.is_null() => {}
-                    None => return Some(here),
+                    path.pop();
+                    if self.unknown.is_some() {
+                        return;
+                    }
                 }
             }
-            None
+            (Value::Array(items), Value::Array(known)) => {
+                for (i, (v, t)) in items.iter().zip(known).enumerate() {
+                    path.push(Step::Index(i));
+                    self.visit(v, t, path);
+                    path.pop();
+                }
+            }
+            _ => {}
         }
-        (Value::Array(items), Value::Array(known)) => items
-            .iter()
-            .zip(known)
-            .enumerate()
-            .find_map(|(i, (v, t))| first_unknown_field(v, t, &format!("{path}[{i}]"))),
-        _ => None,
     }
+}
+
+/// Whether `T` knows the field at `path` (null in `object`): set to `""`, a known field either
+/// fails to decode (it is not a string) or survives the round trip; an unknown one is dropped.
+fn knows<T: DeserializeOwned + Serialize>(object: &Value, path: &[Step]) -> bool {
+    let mut probe = object.clone();
+    let Some(slot) = path.iter().try_fold(&mut probe, |v, step| match step {
+        Step::Key(k) => v.get_mut(k.as_str()),
+        Step::Index(i) => v.get_mut(*i),
+    }) else {
+        return true;
+    };
+    *slot = Value::String(String::new());
+    let Ok(parsed) = serde_json::from_value::<T>(probe) else {
+        return true;
+    };
+    let Ok(round_trip) = serde_json::to_value(&parsed) else {
+        return true;
+    };
+    path.iter()
+        .try_fold(&round_trip, |v, step| step_into(v, step))
+        .is_some()
 }
 
 /// A Namespace: typed (its name is checked with its metadata).

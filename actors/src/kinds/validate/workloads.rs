@@ -56,9 +56,6 @@ pub fn stateful_set(set: &StatefulSet) -> Result<(), Rejection> {
     {
         return Err(unsupported("spec.updateStrategy.type", t, STATEFUL_UPDATES));
     }
-    if let Some(name) = spec.service_name.as_deref().filter(|n| !n.is_empty()) {
-        check("spec.serviceName", name, names::is_dns1123_label(name))?;
-    }
     selected_template(&spec.selector, &spec.template, "statefulset")
 }
 
