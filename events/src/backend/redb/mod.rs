@@ -1134,8 +1134,8 @@ impl<'t> ChunkReader<'t> {
     }
 }
 
-impl LogRead for RedbReader {
-    fn read_from(&self, from: u64, max: usize) -> Result<Vec<Envelope>, StoreError> {
+impl RedbReader {
+    fn read_from_unguarded(&self, from: u64, max: usize) -> Result<Vec<Envelope>, StoreError> {
         let from = from.max(1);
         let txn = self.begin()?;
         let events = txn
@@ -1177,8 +1177,8 @@ impl LogRead for RedbReader {
     }
 }
 
-impl BackendRead for RedbReader {
-    fn head(&self) -> Result<u64, StoreError> {
+impl RedbReader {
+    fn head_unguarded(&self) -> Result<u64, StoreError> {
         let txn = self.begin()?;
         let events = txn
             .open_table(EVENTS)
@@ -1190,7 +1190,7 @@ impl BackendRead for RedbReader {
         Ok(end.saturating_sub(1))
     }
 
-    fn stream_version(&self, stream: &str) -> Result<u64, StoreError> {
+    fn stream_version_unguarded(&self, stream: &str) -> Result<u64, StoreError> {
         let staged = read_lock(&self.staged)?;
         if let Some(s) = staged.streams.get(stream) {
             return Ok(s.last_version());
@@ -1203,7 +1203,7 @@ impl BackendRead for RedbReader {
         Ok(version.map_or(0, |v| v.value()))
     }
 
-    fn positions_of(&self, event_ids: &[Uuid]) -> Result<Vec<Option<u64>>, StoreError> {
+    fn positions_of_unguarded(&self, event_ids: &[Uuid]) -> Result<Vec<Option<u64>>, StoreError> {
         let staged = read_lock(&self.staged)?;
         let txn = self.begin()?;
         let ids = txn
@@ -1221,7 +1221,7 @@ impl BackendRead for RedbReader {
             .collect()
     }
 
-    fn read_stream(
+    fn read_stream_unguarded(
         &self,
         stream: &str,
         from_version: u64,
@@ -1278,7 +1278,7 @@ impl BackendRead for RedbReader {
         Ok(out)
     }
 
-    fn read_one(&self, position: u64) -> Result<Option<Envelope>, StoreError> {
+    fn read_one_unguarded(&self, position: u64) -> Result<Option<Envelope>, StoreError> {
         let txn = self.begin()?;
         let events = txn
             .open_table(EVENTS)
@@ -1286,6 +1286,65 @@ impl BackendRead for RedbReader {
         let mut chunks = ChunkReader::new(&events);
         let envelope = chunks.get(position)?;
         Ok(envelope)
+    }
+}
+
+/// redb verifies page checksums when the log is opened, not on every read: damage that appears
+/// while the daemon runs (a failing disk) can make its B-tree code panic. A read that panics
+/// fails with an error instead, which stops event delivery and readiness with a reason.
+fn guarded<T>(
+    what: &'static str,
+    read: impl FnOnce() -> Result<T, StoreError>,
+) -> Result<T, StoreError> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(read)).unwrap_or_else(|panic| {
+        let message = panic
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| panic.downcast_ref::<&str>().copied())
+            .unwrap_or("no message");
+        Err(StoreError::Storage(format!(
+            "redb: {what}: the storage engine failed, the file may be damaged ({message}); \
+             `meshplane log verify` checks it"
+        )))
+    })
+}
+
+impl LogRead for RedbReader {
+    fn read_from(&self, from: u64, max: usize) -> Result<Vec<Envelope>, StoreError> {
+        guarded("read", || self.read_from_unguarded(from, max))
+    }
+}
+
+impl BackendRead for RedbReader {
+    fn head(&self) -> Result<u64, StoreError> {
+        guarded("read the head", || self.head_unguarded())
+    }
+
+    fn stream_version(&self, stream: &str) -> Result<u64, StoreError> {
+        guarded("read a stream version", || {
+            self.stream_version_unguarded(stream)
+        })
+    }
+
+    fn positions_of(&self, event_ids: &[Uuid]) -> Result<Vec<Option<u64>>, StoreError> {
+        guarded("look up event ids", || {
+            self.positions_of_unguarded(event_ids)
+        })
+    }
+
+    fn read_stream(
+        &self,
+        stream: &str,
+        from_version: u64,
+        max: usize,
+    ) -> Result<Vec<Envelope>, StoreError> {
+        guarded("read a stream", || {
+            self.read_stream_unguarded(stream, from_version, max)
+        })
+    }
+
+    fn read_one(&self, position: u64) -> Result<Option<Envelope>, StoreError> {
+        guarded("read a record", || self.read_one_unguarded(position))
     }
 }
 
@@ -1416,6 +1475,18 @@ mod tests {
         backend.recover().unwrap();
         let found = backend.reader().positions_of(&ids).unwrap();
         assert_eq!(found, (1..=3000).map(Some).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn a_read_that_panics_fails_with_an_error() {
+        let result: Result<(), StoreError> = guarded("read", || panic!("branch page overflow"));
+        match result {
+            Err(StoreError::Storage(msg)) => {
+                assert!(msg.contains("branch page overflow"), "{msg}");
+                assert!(msg.contains("log verify"), "{msg}");
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]
