@@ -594,6 +594,10 @@ mod sled {
         fn write_garbage(&self, bytes: &[u8]) {
             SledBackend::write_garbage_record(&self.path(), bytes).unwrap();
         }
+
+        fn cuts_damaged_tail(&self) -> bool {
+            false
+        }
     }
 
     impl RawAccess for SledHarness {

@@ -129,6 +129,8 @@ impl Trees {
 /// The sled backend. Owns the write side; readers share the trees through [`SledReader`].
 pub struct SledBackend {
     trees: Trees,
+    /// The directory, for reports.
+    path: std::path::PathBuf,
     /// Last stored position, so a commit that does not continue the log is refused instead of
     /// silently overwriting records.
     head: u64,
@@ -139,7 +141,11 @@ impl SledBackend {
     pub fn open(path: &Path) -> Result<Self, StoreError> {
         let trees = Trees::open(path)?;
         let head = trees.last_position()?;
-        Ok(SledBackend { trees, head })
+        Ok(SledBackend {
+            trees,
+            path: path.to_path_buf(),
+            head,
+        })
     }
 
     /// Insert raw bytes as the record right after the last stored one, as if garbage had
@@ -171,66 +177,83 @@ fn write_raw(trees: &Trees, position: u64, bytes: &[u8]) -> Result<(), StoreErro
 impl Backend for SledBackend {
     type Reader = SledReader;
 
-    /// Walk back from the end of `events` and cut every record that is not a good record
-    /// written by a commit: one whose frame fails to decode at its key, or that the event-id
-    /// index does not point at (raw bytes that landed after the log, e.g. at a gap `head + 5`).
-    /// Only the tail is examined; damage further back is reported by the read that meets it.
+    /// Check the whole log: every record decodes at its key, positions are dense from 1, and
+    /// the last record is one a commit wrote (the event-id index points at it). Nothing is cut:
+    /// a sled batch is atomic, so damage is never a torn write; it is refused with a report
+    /// naming the first bad position and the intact records after it (ARCHITECTURE.md, "Storage
+    /// faults").
     fn recover(&mut self) -> Result<Recovery, StoreError> {
-        let mut cut: Vec<(sled::IVec, usize)> = Vec::new();
-        let mut reason = None;
-        let mut head = 0;
-        for entry in self.trees.events.iter().rev() {
+        let file = format!("{} (sled)", self.path.display());
+        let mut next = 1u64;
+        let mut last: Option<Envelope> = None;
+        let mut damage: Option<crate::damage::Damage> = None;
+        let (mut intact_after, mut last_intact) = (0u64, 0u64);
+        for entry in self.trees.events.iter() {
             let (key, bytes) = entry.map_err(storage("scan events"))?;
-            let verdict = match decode_u64(&key, "event key") {
-                Err(e) => Err(e.to_string()),
-                Ok(position) => match frame::decode(position, &bytes) {
-                    Err(e) => Err(e.to_string()),
-                    Ok(envelope) => {
-                        let indexed = self
-                            .trees
-                            .ids
-                            .get(envelope.event_id.as_u128().to_be_bytes())
-                            .map_err(storage("read event_ids"))?;
-                        match indexed {
-                            Some(p) if decode_u64(&p, "event id position")? == position => Ok(position),
-                            _ => Err(format!(
-                                "record at position {position} is not in the event-id index, so no commit wrote it"
-                            )),
-                        }
-                    }
-                },
+            let decoded = decode_u64(&key, "event key")
+                .map_err(|e| (next, e.to_string()))
+                .and_then(|position| {
+                    frame::decode(position, &bytes).map_err(|e| (position, e.to_string()))
+                });
+            match (decoded, &damage) {
+                (Ok(envelope), Some(_)) => {
+                    intact_after += 1;
+                    last_intact = last_intact.max(envelope.position);
+                }
+                (Ok(envelope), None) if envelope.position == next => {
+                    next += 1;
+                    last = Some(envelope);
+                }
+                (Ok(envelope), None) => {
+                    damage = Some(crate::damage::Damage::new(
+                        &file,
+                        next,
+                        format!(
+                            "record missing: the next stored record is at {}",
+                            envelope.position
+                        ),
+                    ));
+                    intact_after += 1;
+                    last_intact = envelope.position;
+                }
+                (Err((position, reason)), None) => {
+                    damage = Some(crate::damage::Damage::new(
+                        &file,
+                        position.min(next),
+                        reason,
+                    ));
+                }
+                (Err(_), Some(_)) => {}
+            }
+        }
+        if let Some(damage) = damage {
+            return Err(StoreError::Damaged(Box::new(
+                damage.with_intact_after(intact_after, last_intact),
+            )));
+        }
+        if let Some(last) = &last {
+            let indexed = self
+                .trees
+                .ids
+                .get(last.event_id.as_u128().to_be_bytes())
+                .map_err(storage("read event_ids"))?;
+            let by_commit = match indexed {
+                Some(p) => decode_u64(&p, "event id position")? == last.position,
+                None => false,
             };
-            match verdict {
-                Ok(position) => {
-                    head = position;
-                    break;
-                }
-                Err(why) => {
-                    // Walking backwards: the last reason kept is the first cut record's.
-                    reason = Some(why);
-                    cut.push((key, bytes.len()));
-                }
+            if !by_commit {
+                return Err(StoreError::Damaged(Box::new(crate::damage::Damage::new(
+                    &file,
+                    last.position,
+                    "the record is not in the event-id index, so no commit wrote it",
+                ))));
             }
         }
-        let recovery = Recovery {
-            cut_records: cut.len() as u64,
-            cut_bytes: cut.iter().map(|(_, len)| *len as u64).sum(),
-            reason,
-            head,
-            notes: Vec::new(),
-        };
-        if !cut.is_empty() {
-            for (key, _) in &cut {
-                self.trees
-                    .events
-                    .remove(key)
-                    .map_err(storage("cut corrupt record"))?;
-            }
-            self.scrub_indexes(head)?;
-            self.trees.flush()?;
-        }
-        self.head = head;
-        Ok(recovery)
+        self.head = next - 1;
+        Ok(Recovery {
+            head: self.head,
+            ..Recovery::default()
+        })
     }
 
     fn reader(&self) -> SledReader {
@@ -273,54 +296,6 @@ impl Backend for SledBackend {
         // The transaction is only in memory and sled's log buffer until this returns.
         self.trees.flush()?;
         self.head += records.len() as u64;
-        Ok(())
-    }
-}
-
-impl SledBackend {
-    /// After records were cut, drop every index entry that points past `head`, and move stream
-    /// heads back to what is still stored. A cut record may have been written by a commit (a
-    /// damaged last record), and a stale entry would make a later append see a version or an
-    /// id that is no longer in the log. Scans both indexes, acceptable on this rare path only.
-    fn scrub_indexes(&self, head: u64) -> Result<(), StoreError> {
-        for entry in self.trees.ids.iter() {
-            let (id, position) = entry.map_err(storage("scan event_ids"))?;
-            if decode_u64(&position, "event id position")? > head {
-                self.trees
-                    .ids
-                    .remove(id)
-                    .map_err(storage("remove stale event id"))?;
-            }
-        }
-        let mut affected: BTreeMap<Vec<u8>, u64> = BTreeMap::new();
-        for entry in self.trees.index.iter() {
-            let (key, position) = entry.map_err(storage("scan stream_index"))?;
-            if decode_u64(&position, "stream index position")? > head {
-                let (stream, version) = split_index_key(&key).ok_or_else(|| {
-                    StoreError::Storage("sled: malformed stream index key".into())
-                })?;
-                let lowest = affected.entry(stream.to_vec()).or_insert(version);
-                *lowest = (*lowest).min(version);
-                self.trees
-                    .index
-                    .remove(key)
-                    .map_err(storage("remove stale stream index entry"))?;
-            }
-        }
-        // Versions are dense, so a stream whose entries from version v on were cut is at v - 1.
-        for (stream, lowest_cut) in affected {
-            if lowest_cut <= 1 {
-                self.trees
-                    .heads
-                    .remove(stream)
-                    .map_err(storage("remove stream head"))?;
-            } else {
-                self.trees
-                    .heads
-                    .insert(stream, &(lowest_cut - 1).to_be_bytes())
-                    .map_err(storage("reset stream head"))?;
-            }
-        }
         Ok(())
     }
 }
