@@ -511,7 +511,7 @@ fn bad_input_gets_a_clear_error_and_appends_nothing() {
     );
     let err = nameless.fails();
     assert!(
-        err.contains("documents[1].metadata.name") && err.contains("missing"),
+        err.contains("documents[1].metadata.name") && err.contains("Required value"),
         "{err}"
     );
     assert!(err.contains("nameless.yaml (document 2)"), "{err}");
