@@ -135,4 +135,7 @@ fn slow_bodies_time_out_and_healthz_recovers() {
     assert_eq!(timed_out, 20, "the first slow clients got 408");
     dribbler.join().unwrap();
     assert_eq!(healthz(port), Some(200));
+    // The bound kept the daemon under its file limit: it never ran out of descriptors.
+    let log = daemon.log_text();
+    assert!(!log.contains("Too many open files"), "{log}");
 }
