@@ -15,16 +15,11 @@ fn configmap(name: &str, value: &str) -> String {
 }
 
 fn apply(sandbox: &Sandbox, daemon: &Daemon, name: &str, value: &str) {
-    let file = sandbox.write(&format!("{name}-{value}.yaml"), &configmap(name, value));
-    sandbox
-        .run(&[
-            "apply",
-            "-f",
-            file.to_str().unwrap(),
-            "--server",
-            &daemon.url,
-        ])
-        .ok();
+    sandbox.apply(
+        &format!("{name}-{value}.yaml"),
+        &configmap(name, value),
+        &daemon.url,
+    );
 }
 
 /// A log of five changes, the daemon stopped:

@@ -154,6 +154,43 @@ mod tests {
         assert_eq!(found.gaps(), vec![(4, 4)]);
     }
 
+    /// Noise is never taken for a record, and a scan of any bytes terminates without a panic:
+    /// a seeded stream of random bytes, and frames with every single byte replaced.
+    #[test]
+    fn noise_and_damaged_frames_are_never_records() {
+        let mut x: u64 = 0x1234_5678;
+        let noise: Vec<u8> = (0..200_000)
+            .map(|_| {
+                x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+                (x >> 56) as u8
+            })
+            .collect();
+        assert!(scan(&noise).records.is_empty());
+        let good = frame::encode(&envelope(3, b"payload")).unwrap();
+        for at in 0..good.len() {
+            for value in [0u8, 1, 0x7f, 0xff] {
+                let mut bad = good.clone();
+                if bad[at] == value {
+                    continue;
+                }
+                bad[at] = value;
+                let found = scan(&bad);
+                assert!(
+                    found
+                        .records
+                        .values()
+                        .all(|e| *e == envelope(3, b"payload")),
+                    "byte {at} = {value}: {:?}",
+                    found.records
+                );
+                assert!(
+                    found.records.is_empty(),
+                    "byte {at} = {value} still verified"
+                );
+            }
+        }
+    }
+
     #[test]
     fn two_different_records_at_one_position_are_a_conflict() {
         let mut file = frame::encode(&envelope(1, b"first")).unwrap();

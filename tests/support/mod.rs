@@ -75,6 +75,15 @@ impl Sandbox {
     }
 
     /// Run `meshplane ARGS` to completion.
+    /// Write `yaml` to the file `name` and `meshplane apply -f` it to the daemon at `server`;
+    /// asserts success and returns standard output.
+    pub fn apply(&self, name: &str, yaml: &str, server: &str) -> String {
+        let file = self.write(name, yaml);
+        self.run(&["apply", "-f", file.to_str().unwrap(), "--server", server])
+            .ok()
+            .to_string()
+    }
+
     pub fn run(&self, args: &[&str]) -> Output {
         self.run_with(self.command().args(args), None)
     }
