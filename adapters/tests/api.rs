@@ -217,7 +217,7 @@ async fn bad_input_gets_a_clear_error_and_appends_nothing() {
         (
             post_yaml("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  labels: {}\n"),
             StatusCode::BAD_REQUEST,
-            "documents[0].metadata.name: missing",
+            "documents[0].metadata.name: Required value",
         ),
         (
             post_yaml("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\ndata:\n  k: [1]\n"),
