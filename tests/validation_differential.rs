@@ -78,7 +78,8 @@ fn name(rng: &mut Rng) -> String {
     let mut n = rng.pick(SYLLABLES).to_string();
     if rng.chance(50) {
         n.push('-');
-        n.push_str(*rng.pick(SYLLABLES));
+        let more: &&str = rng.pick(SYLLABLES);
+        n.push_str(more);
     }
     if rng.chance(40) {
         n.push_str(&rng.range(0, 99).to_string());
@@ -848,7 +849,9 @@ const KNOWN_DIVERGENCES: &[Rule] = &[(
 )];
 
 /// Where the tool rejects what the API server accepts, so meshplane rightly accepts it.
-const TOOL_ARTIFACTS: &[(&str, fn(&str) -> bool)] = &[(
+type Artifact = (&'static str, fn(&str) -> bool);
+
+const TOOL_ARTIFACTS: &[Artifact] = &[(
     "TOOL: an int-or-string field set to null fails the schema's oneOf (null is both); the API \
      server reads it as unset",
     |says| says.contains("is valid under each of"),
@@ -949,7 +952,7 @@ fn kubernetes_validate(files: &[PathBuf]) -> BTreeMap<String, (bool, String)> {
             // A file the tool could not parse stops its batch: judge the rest one by one.
             for file in batch {
                 let name = file.file_name().unwrap().to_string_lossy().into_owned();
-                if !verdicts.contains_key(&name) {
+                if let std::collections::btree_map::Entry::Vacant(slot) = verdicts.entry(name) {
                     let out = Command::new(&tool)
                         .args(["--strict", "-k", "1.37.0", "--no-warn"])
                         .arg(file)
@@ -958,10 +961,7 @@ fn kubernetes_validate(files: &[PathBuf]) -> BTreeMap<String, (bool, String)> {
                     let text = String::from_utf8_lossy(&out.stdout).into_owned()
                         + &String::from_utf8_lossy(&out.stderr);
                     let passed = out.status.success() && text.contains(" passed ");
-                    verdicts.insert(
-                        name,
-                        (passed, text.lines().next().unwrap_or("").to_string()),
-                    );
+                    slot.insert((passed, text.lines().next().unwrap_or("").to_string()));
                 }
             }
         }
