@@ -46,7 +46,8 @@ impl ResourceManifest {
                 Rejection::invalid(
                     "kind",
                     format!(
-                        "unknown kind `{kind_name}` (known kinds: {})",
+                        "unknown kind {} (known kinds: {})",
+                        quoted(kind_name),
                         kinds::known_kinds()
                     ),
                 )
@@ -55,7 +56,8 @@ impl ResourceManifest {
             return Err(Rejection::invalid(
                 "apiVersion",
                 format!(
-                    "`{api_version}` is not served for {} (use {})",
+                    "{} is not served for {} (use {})",
+                    quoted(api_version),
                     spec.kind,
                     spec.api_versions.join(" or ")
                 ),
@@ -127,6 +129,16 @@ fn namespace_of(spec: &KindSpec, metadata: &Map<String, Value>) -> String {
         _ if !spec.namespaced => String::new(),
         Some(ns) if !ns.is_empty() => ns.to_string(),
         _ => DEFAULT_NAMESPACE.to_string(),
+    }
+}
+
+/// A name from the input in backquotes, or shortened when it is long: an error never echoes a
+/// huge value whole.
+fn quoted(value: &str) -> String {
+    if value.len() <= 100 {
+        format!("`{value}`")
+    } else {
+        shown(value)
     }
 }
 
@@ -348,5 +360,11 @@ mod tests {
             "data.k"
         );
         assert_eq!(field_of(json!(["not", "a", "mapping"])), "(document)");
+        let huge = "K".repeat(900_000);
+        let err = ResourceManifest::from_value(
+            &json!({"apiVersion": "v1", "kind": huge, "metadata": {"name": "a"}}),
+        )
+        .unwrap_err();
+        assert!(err.to_string().len() < 400, "{}", err.to_string().len());
     }
 }
