@@ -26,6 +26,8 @@ pub mod names;
 pub mod ports;
 pub mod report;
 pub mod service;
+#[cfg(test)]
+mod tests;
 pub mod workloads;
 
 use k8s_openapi::api::apps::v1 as apps;
