@@ -733,6 +733,10 @@ fn field_ends(field: &str, suffixes: &[&str]) -> bool {
 
 const SERVER_RULES: &[Rule] = &[
     (
+        "binaryData values are base64 (Go's []byte decoding)",
+        |f, _| f.starts_with("binaryData."),
+    ),
+    (
         "a null list item is a zero-valued entry, which the API server's required fields refuse",
         |f, m| {
             f.ends_with(']')
