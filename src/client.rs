@@ -95,7 +95,14 @@ impl Client {
                     .into_reader()
                     .read_to_string(&mut body)
                     .with_context(|| format!("reading the answer of {}", self.server()))?;
-                serde_json::from_str(&body).with_context(|| format!("{} answered something that is not JSON", self.server()))
+                // EaseMesh's API answers some calls (DELETE of a service or a tenant) with 200 and
+                // no body at all: that is success with nothing to show, not a malformed answer.
+                if body.trim().is_empty() {
+                    return Ok(Value::Null);
+                }
+                serde_json::from_str(&body).with_context(|| {
+                    format!("{} answered something that is not JSON", self.server())
+                })
             }
             Err(ureq::Error::Status(status, response)) => {
                 let status_text = response.status_text().to_string();

@@ -351,6 +351,13 @@ fn registry_lifecycle_through_the_daemon_and_the_cli() {
     let daemon = Daemon::start(&sandbox, &data, &sandbox.path("manifests"));
     assert_eq!(status_of(&daemon, "order-a"), "UP");
     assert_eq!(status_of(&daemon, "order-b"), "UP");
+
+    // The README's deletes: EaseMesh answers 200 with an empty body, which the CLI accepts.
+    let server = daemon.url.clone();
+    let out = sandbox.run(&["delete", "service", "order", "--server", &server]);
+    assert_eq!(out.ok(), "service/order deleted\n");
+    let out = sandbox.run(&["delete", "tenant", "takeaway", "--server", &server]);
+    assert_eq!(out.ok(), "tenant/takeaway deleted\n");
 }
 
 #[test]
