@@ -280,7 +280,8 @@ fn acknowledged_changes_survive_kill_9_and_replay_is_stable() {
     // While the daemon holds the log, an offline replay explains why it cannot open it.
     let busy = sandbox.run(&["replay", "--data", data.to_str().unwrap()]);
     assert!(
-        busy.fails().contains("open in another process (a running daemon?)"),
+        busy.fails()
+            .contains("open in another process (a running daemon?)"),
         "{}",
         busy.stderr
     );
