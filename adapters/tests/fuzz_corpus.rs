@@ -30,7 +30,7 @@ const TARGETS: &[(&str, Body)] = &[
 ];
 
 /// Mutations per target (spread over its corpus).
-const MUTATIONS: usize = 1500;
+const MUTATIONS: usize = 4000;
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
