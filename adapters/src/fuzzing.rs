@@ -520,6 +520,13 @@ fn check_envelope(envelope: &Envelope, mesh: &mut Mesh) {
 pub fn frame(data: &[u8]) {
     let (selector, rest) = split(data);
     let mut mesh = base_mesh().clone();
+    // Salvage reads any bytes (a damaged file): it never panics, and what it finds is only
+    // records that decode where it says they are.
+    for (position, envelope) in &events::salvage::scan(rest).records {
+        assert_eq!(*position, envelope.position);
+        let framed = frame::encode(envelope).expect("a salvaged envelope encodes");
+        frame::verify(*position, &framed).expect("a salvaged record verifies");
+    }
     match selector % 3 {
         0 => {
             let mut at = 0;
@@ -531,6 +538,9 @@ pub fn frame(data: &[u8]) {
                 let exact = frame::decode(envelope.position, &rest[at..at + used])
                     .expect("a frame that decodes as a prefix decodes on its own");
                 assert_eq!(exact, envelope);
+                // The open's cheap check passes every record the full decode accepts.
+                frame::verify(envelope.position, &rest[at..at + used])
+                    .expect("a frame that decodes verifies");
                 // postcard reads non-minimal varints, so a crafted frame may be longer than
                 // its canonical encoding; never shorter.
                 let canonical = frame::encode(&envelope).expect("a decoded envelope encodes");
