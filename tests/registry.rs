@@ -372,16 +372,7 @@ fn snapshots_speed_up_start_up_and_a_bad_one_is_ignored() {
         "3",
     ];
     let mut daemon = Daemon::start_with(&sandbox, &data, &flags, "127.0.0.1");
-    let file = sandbox.write("catalog.yaml", CATALOG);
-    sandbox
-        .run(&[
-            "apply",
-            "-f",
-            file.to_str().unwrap(),
-            "--server",
-            &daemon.url,
-        ])
-        .ok();
+    sandbox.apply("catalog.yaml", CATALOG, &daemon.url);
     for id in ["s1", "s2", "s3"] {
         register(&daemon, id, "v1");
     }

@@ -120,16 +120,7 @@ fn registry_lands_in_etcd_and_survives_etcd_and_daemon_crashes() {
         manifests.to_str().unwrap(),
     ];
     let mut daemon = Daemon::start_with(&sandbox, &data, &etcd_flag, "127.0.0.1");
-    let file = sandbox.write("catalog.yaml", CATALOG);
-    sandbox
-        .run(&[
-            "apply",
-            "-f",
-            file.to_str().unwrap(),
-            "--server",
-            &daemon.url,
-        ])
-        .ok();
+    sandbox.apply("catalog.yaml", CATALOG, &daemon.url);
     register(&daemon, "order-1");
     register(&daemon, "order-2");
 

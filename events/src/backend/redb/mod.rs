@@ -639,7 +639,10 @@ impl RedbBackend {
     fn open_and_load(&mut self) -> Result<u64, StoreError> {
         let (acked, warning) = open::read_acked(&self.path);
         let opened = open::open_checked(&self.path, &self.access, acked)?;
-        prepare_tables(&opened.db, &self.path)?;
+        if prepare_tables(&opened.db, &self.path)? {
+            // The file was just created: make its directory entry durable too.
+            sync_parent(&self.path)?;
+        }
         if !matches!(self.access, Access::Inspect) && self.acked_file.is_none() {
             self.acked_file = Some(AckedFile::open(&self.path)?);
         }
@@ -880,8 +883,8 @@ fn raw_database(path: &Path) -> Result<Database, StoreError> {
 }
 
 /// Refuse the older layout, and create every table up front so read transactions never meet
-/// a missing table.
-fn prepare_tables(db: &Database, path: &Path) -> Result<(), StoreError> {
+/// a missing table. Returns whether it created them (a new file).
+fn prepare_tables(db: &Database, path: &Path) -> Result<bool, StoreError> {
     let tables: Vec<String> = db
         .begin_read()
         .map_err(storage("begin read"))?
@@ -897,14 +900,14 @@ fn prepare_tables(db: &Database, path: &Path) -> Result<(), StoreError> {
         )));
     }
     let wanted = [
-        "events",
-        "meta",
-        "stream_heads",
-        "stream_index",
-        "event_id_runs",
+        EVENTS.name(),
+        META.name(),
+        STREAM_HEADS.name(),
+        STREAM_INDEX.name(),
+        EVENT_IDS.name(),
     ];
     if wanted.iter().all(|name| tables.iter().any(|t| t == name)) {
-        return Ok(());
+        return Ok(false);
     }
     let txn = db.begin_write().map_err(storage("begin write"))?;
     {
@@ -919,8 +922,7 @@ fn prepare_tables(db: &Database, path: &Path) -> Result<(), StoreError> {
             .map_err(storage("create table event_id_runs"))?;
     }
     txn.commit().map_err(storage("commit table creation"))?;
-    // The file was just created (or was empty): make its directory entry durable too.
-    sync_parent(path)
+    Ok(true)
 }
 
 fn write_raw(db: &Database, position: u64, bytes: &[u8]) -> Result<(), StoreError> {
